@@ -1,0 +1,56 @@
+# DeepSync: the table of contents. `make help` lists the targets.
+# Stages skip work already done (keyed by the config in Python, not by file times).
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+DS     := $(BIN)/deepsync
+
+# Optional settings, passed through to the CLI when given:
+#   SOURCE=synthetic|kaggle|dir   DATA_DIR=/path   KAGGLE_DATASET=owner/slug
+#   PROFILE=file.toml             SET="section.key=value ..."
+SOURCE         ?=
+DATA_DIR       ?=
+KAGGLE_DATASET ?=
+PROFILE        ?=
+SET            ?=
+
+GLOBAL_ARGS := $(if $(PROFILE),--profile $(PROFILE)) $(foreach s,$(SET),--set $(s))
+DATA_ARGS   := $(if $(SOURCE),--source $(SOURCE)) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) \
+               $(if $(KAGGLE_DATASET),--kaggle-dataset $(KAGGLE_DATASET))
+
+.PHONY: help setup data demo test test-all lint format clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --disable-pip-version-check -q -r requirements.txt
+	$(BIN)/python -m pip install --disable-pip-version-check -q --no-deps -e .
+	@touch $@
+
+setup: $(VENV)/.installed ## create .venv from requirements.txt (once; reused after)
+
+data: setup ## fetch or generate the segments, verify them, write the segment index
+	$(DS) $(GLOBAL_ARGS) data $(DATA_ARGS)
+
+demo: setup ## every stage that exists, on the embedded synthetic data set
+	$(DS) $(GLOBAL_ARGS) data --source synthetic
+
+test: setup ## the test suite (no GPU, no network)
+	$(BIN)/python -m pytest
+
+test-all: setup ## the test suite with the slow end-to-end tests
+	$(BIN)/python -m pytest -m ''
+
+lint: setup ## ruff lint and format check
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+
+format: setup ## ruff format and fix
+	$(BIN)/ruff format src tests
+	$(BIN)/ruff check --fix src tests
+
+clean: ## remove generated data, caches and runs (keeps .venv)
+	rm -rf data runs cache

@@ -1,0 +1,3 @@
+"""DeepSync: seizure prediction from intracranial EEG (Kaggle's Melbourne competition)."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,128 @@
+"""`make data`: segments from the configured source, verified, indexed, summarised.
+
+Outputs, all under ``data.root``: ``segments.csv`` (the segment index) and
+``dataset.json`` (where the segments are, which source, where the test labels are if
+known). The synthetic set lives in ``synthetic/``, kaggle downloads in ``kaggle/``;
+a ``dir`` source is read in place and never written to.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import pandas as pd
+
+from deepsync.config import Config
+from deepsync.data import synthetic
+from deepsync.data.index import Scan, save_index, scan_folder
+
+INDEX_FILE = "segments.csv"
+DATASET_FILE = "dataset.json"
+
+
+@dataclass
+class DataSet:
+    """The result of the data stage: the index and where everything is."""
+
+    folder: Path  # the segments, in either layout
+    source: str
+    index_path: Path
+    scan: Scan
+    test_labels: Path | None  # organisers'-format test labels, where known (synthetic)
+    reference: str  # what the files were checked against
+    seconds: float
+
+
+def prepare(config: Config, *, workers: int = 1, progress: bool = True) -> DataSet:
+    """Run the data stage for ``config.data.source`` and write the index."""
+    started = time.perf_counter()
+    root = Path(config.data.root)
+    source = config.data.source
+    if source == "synthetic":
+        folder = root / "synthetic"
+        synthetic.generate(config.synthetic, folder, workers=workers, progress=progress)
+    elif source == "kaggle":
+        from deepsync.data import kaggle_source  # the kaggle client loads only when used
+
+        folder = kaggle_source.fetch(config.data, root / "kaggle", progress=progress)
+    else:
+        folder = Path(config.data.data_dir)
+    scan = scan_folder(folder)
+    marker = folder / synthetic.MARKER
+    test_labels = None
+    if marker.exists():
+        reference = "synthetic set (generated and written by this kit)"
+        test_labels = Path(json.loads(marker.read_text())["test_labels"])
+    else:
+        reference = _check_sizes(scan)
+    root.mkdir(parents=True, exist_ok=True)
+    index_path = root / INDEX_FILE
+    save_index(scan.segments, index_path)
+    description = {
+        "source": source,
+        "folder": str(folder.resolve()),
+        "index": str(index_path.resolve()),
+        "test_labels": str(test_labels) if test_labels else None,
+        "labels": scan.labels_source,
+        "segments": len(scan.segments),
+        "config": config.to_dict(),
+    }
+    (root / DATASET_FILE).write_text(json.dumps(description, indent=1))
+    return DataSet(folder, source, index_path, scan, test_labels, reference,
+                   time.perf_counter() - started)
+
+
+def _check_sizes(scan: Scan) -> str:
+    """Compare Kaggle-layout files with the original sizes; note each mismatch as a problem.
+
+    A full MD5 check is the kaggle source's job; in place, a size check is cheap and
+    catches truncated copies.
+    """
+    table = resources.files("deepsync.data").joinpath("reference", "original_files_md5.tsv")
+    sizes = {}
+    for line in table.read_text().splitlines()[1:]:
+        name, size, _ = line.split("\t")
+        sizes[name.rsplit("/", 1)[-1]] = int(size)
+    kaggle = scan.segments[scan.segments["layout"] == "kaggle"]
+    listed = kaggle[kaggle["segment"].isin(sizes.keys())]
+    for row in listed.itertuples():
+        if row.bytes != sizes[row.segment]:
+            scan.problems.append(
+                f"{row.path}: {row.bytes} bytes, the original has {sizes[row.segment]}; "
+                "copy or download it again")
+    if listed.empty:
+        return "no original sizes known for these files"
+    return f"{len(listed)} files checked against the original sizes"
+
+
+def summary(data: DataSet) -> str:
+    """Files per patient, class and split, safe and unsafe, and the problems found."""
+    t = data.scan.segments
+    lines = [f"data: {data.source} source, {len(t)} segments in {data.folder} "
+             f"({t['bytes'].sum() / 1e6:,.0f} MB, {data.seconds:.0f} s)"]
+    train = t[t["split"] == "train"]
+    counts = pd.DataFrame({
+        "interictal": train[train["label"] == 0].groupby("patient").size(),
+        "preictal": train[train["label"] == 1].groupby("patient").size(),
+        "unsafe": train[~train["safe"]].groupby("patient").size(),
+        "safe_groups": train[train["safe"]].groupby("patient")["hour"].nunique(),
+        "test": t[t["split"] == "test"].groupby("patient").size(),
+    }).fillna(0).astype(int)
+    counts.index.name = "patient"
+    lines += ["  " + line for line in counts.to_string().splitlines()]
+    lines.append(f"  labels: {data.scan.labels_source}; checked: {data.reference}")
+    for reason, n in sorted(data.scan.skipped.items()):
+        lines.append(f"  skipped {n} files: {reason}")
+    if data.test_labels:
+        lines.append(f"  test labels (for local scoring): {data.test_labels}")
+    lines.append(f"  index: {data.index_path}")
+    problems = data.scan.problems
+    lines.append(f"  problems: {len(problems) or 'none'}")
+    lines += [f"    {p}" for p in problems[:20]]
+    if len(problems) > 20:
+        lines.append(f"    ... and {len(problems) - 20} more")
+    return "\n".join(lines)

@@ -1,0 +1,283 @@
+"""The embedded default: a synthetic data set in the exact competition layout.
+
+Real enough to exercise the pipeline honestly:
+- 1/f background, patient-specific rhythms, correlated electrodes, amplitudes of tens of
+  microvolts quantised like an ADC (so the files compress about 3:1, like real EEG);
+- random effects shared by the six segments of an hour (gains, spectral slope, band
+  powers), so hour-blind cross-validation is optimistic, as on the real data;
+- a preictal signature (more power in a patient-specific band, more synchrony) whose
+  strength differs by patient: the first patient is hard;
+- dropout (all electrodes exactly zero) in a realistic share of files, a few all-zero
+  files, and large fast artefacts;
+- unsafe interictal hours that are time-shifted near-copies of preictal hours (the leak
+  that ``safe=0`` marks), labelled preictal files of the old test set, and test sets
+  whose preictal rate differs by patient.
+
+Everything follows from the seed: each file draws from its own seeded generator, so files
+can be written in parallel, and a rerun after Ctrl-C writes only what is missing.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from deepsync.config import SyntheticConfig
+from deepsync.data.layout import SEGMENTS_PER_HOUR, ecosystem_test_name, kaggle_path
+from deepsync.data.segment import CHANNELS, write_segment
+
+MARKER = "SYNTHETIC.json"  # written last: its presence means the set is complete
+TEST_LABELS = "synthetic_test_labels.csv"  # beside (outside) the data folder
+PUBLIC_SHARE = 0.3  # of scored test files, as on the leaderboard
+QUANTUM_UV = 1.0  # ADC step in microvolts: gives real EEG's ~3:1 compression
+BACKGROUND_UV = 30.0  # typical standard deviation of the signal
+
+# Per patient, in order (cycled beyond three): preictal effect and test-set preictal rate.
+SIGNATURE_STRENGTH = (0.12, 0.45, 0.85)  # log-power gain of the preictal band; 1st is hard
+TEST_PREICTAL_RATE = (0.2, 0.35, 0.5)
+PREICTAL_BANDS = ((15.0, 30.0), (30.0, 90.0), (4.0, 8.0))  # Hz
+
+_CLASS_CODE = {"interictal": 0, "preictal": 1, "extra": 2, "test": 3}
+
+
+@dataclass(frozen=True)
+class PlannedSegment:
+    """One file to write and everything needed to draw its signal."""
+
+    name: str  # Kaggle name, e.g. 1_7_0.mat
+    patient: int
+    label: int  # 0 interictal, 1 preictal
+    hour_key: tuple[int, int, int]  # (patient, class code, hour): shared random effects
+    sequence: int | None  # 1..6 for training files, None for test files
+    position: int  # place within its hour (draws its own noise); 0 for lone files
+    safe: bool
+    kind: str  # train | old_test | test
+    shift: int  # samples of time shift (unsafe near-copies), else 0
+    dropout: float  # share of the segment lost to dropout; 1.0 for an all-zero file
+
+
+def plan(cfg: SyntheticConfig) -> list[PlannedSegment]:
+    """Every file of the set, deterministic from the seed."""
+    rng = np.random.default_rng([cfg.seed, 0])
+    planned: list[PlannedSegment] = []
+    n = cfg.seconds * cfg.sampling_rate
+    for patient in range(1, cfg.patients + 1):
+        unsafe = set(rng.choice(cfg.interictal_hours, cfg.unsafe_hours, replace=False).tolist())
+        for label, hours in ((0, cfg.interictal_hours), (1, cfg.preictal_hours)):
+            for hour in range(hours):
+                leak = label == 0 and hour in unsafe
+                # An unsafe hour replays a preictal hour, shifted in time: the leak.
+                key = (patient, 1, hour % cfg.preictal_hours) if leak else (patient, label, hour)
+                for seq in range(1, SEGMENTS_PER_HOUR + 1):
+                    number = hour * SEGMENTS_PER_HOUR + seq
+                    planned.append(PlannedSegment(
+                        f"{patient}_{number}_{label}.mat", patient, label, key, seq, seq,
+                        not leak, "train", int(rng.integers(n // 20, n // 5)) if leak else 0,
+                        _dropout_share(rng)))
+        # Labelled preictal files of the old test set: numbered among unlabelled ones.
+        numbers = rng.choice(np.arange(1, 10 * cfg.extra_preictal + 2), cfg.extra_preictal,
+                             replace=False)
+        for number in sorted(numbers.tolist()):
+            planned.append(PlannedSegment(
+                f"{patient}_{number}.mat", patient, 1, (patient, _CLASS_CODE["extra"], number),
+                None, 0, True, "old_test", 0, _dropout_share(rng)))
+        planned += _plan_test(rng, cfg, patient)
+    # A few all-zero files, as the real folders have: one training, one test per patient.
+    for patient in range(1, cfg.patients + 1):
+        for kind in ("train", "test"):
+            choices = [i for i, s in enumerate(planned) if s.patient == patient and s.kind == kind]
+            i = int(rng.choice(choices))
+            planned[i] = PlannedSegment(**{**asdict(planned[i]), "dropout": 1.0})
+    return planned
+
+
+def _plan_test(rng: np.random.Generator, cfg: SyntheticConfig,
+               patient: int) -> list[PlannedSegment]:
+    """Test hours with the patient's preictal rate, their segments shuffled in numbering."""
+    rate = TEST_PREICTAL_RATE[(patient - 1) % len(TEST_PREICTAL_RATE)]
+    labels = (rng.random(cfg.test_hours) < rate).astype(int)
+    labels[rng.integers(cfg.test_hours)] = 1  # at least one preictal hour per patient
+    if cfg.test_hours > 1 and labels.all():
+        labels[rng.integers(cfg.test_hours)] = 0
+    numbers = rng.permutation(cfg.test_hours * SEGMENTS_PER_HOUR) + 1
+    out = []
+    for i, number in enumerate(numbers.tolist()):
+        hour = i // SEGMENTS_PER_HOUR
+        out.append(PlannedSegment(
+            f"new_{patient}_{number}.mat", patient, int(labels[hour]),
+            (patient, _CLASS_CODE["test"], hour), None, i % SEGMENTS_PER_HOUR + 1, True, "test", 0, _dropout_share(rng)))
+    return out
+
+
+def _dropout_share(rng: np.random.Generator) -> float:
+    """About 40% of files lose some samples, mostly a few percent."""
+    return float(rng.uniform(0.005, 0.3)) if rng.random() < 0.4 else 0.0
+
+
+def generate(cfg: SyntheticConfig, folder: Path, *, workers: int = 1,
+             progress: bool = True) -> Path:
+    """Write the synthetic set into ``folder`` (competition layout); return the labels path.
+
+    Skips everything when the folder already holds a complete set from the same settings,
+    writes only missing files after an interrupted run, starts over on other settings.
+    """
+    folder = Path(folder)
+    labels_path = folder.parent / TEST_LABELS
+    settings = asdict(cfg)
+    marker = folder / MARKER
+    if marker.exists() and json.loads(marker.read_text()).get("settings") == settings:
+        return labels_path
+    started = folder / ".settings.json"
+    if folder.exists() and (not started.exists() or json.loads(started.read_text()) != settings):
+        shutil.rmtree(folder)  # another size or seed: never mix two sets
+    folder.mkdir(parents=True, exist_ok=True)
+    started.write_text(json.dumps(settings))
+
+    planned = plan(cfg)
+    todo = [s for s in planned if not (folder / kaggle_path(s.name)).exists()]
+    for sub in {(folder / kaggle_path(s.name)).parent for s in planned}:
+        sub.mkdir(parents=True, exist_ok=True)
+    jobs = ((cfg, s, folder / kaggle_path(s.name)) for s in todo)
+    bar = tqdm(total=len(planned), initial=len(planned) - len(todo), unit="file",
+               desc="synthetic", disable=not progress)
+    with bar:
+        for _ in _map(_write_one, jobs, workers):
+            bar.update()
+
+    _write_tables(cfg, planned, folder, labels_path)
+    marker.write_text(json.dumps({"settings": settings, "files": len(planned),
+                                  "test_labels": str(labels_path.resolve())}, indent=1))
+    return labels_path
+
+
+def _map(func, jobs: Iterator, workers: int) -> Iterator:
+    if workers <= 1:
+        yield from map(func, jobs)
+        return
+    with ProcessPoolExecutor(workers) as pool:
+        yield from pool.map(func, jobs, chunksize=2)
+
+
+def _write_one(job: tuple[SyntheticConfig, PlannedSegment, Path]) -> None:
+    cfg, segment, path = job
+    write_segment(path, segment_signal(cfg, segment), sequence=segment.sequence,
+                  sampling_rate=cfg.sampling_rate)
+
+
+def _write_tables(cfg: SyntheticConfig, planned: list[PlannedSegment], folder: Path,
+                  labels_path: Path) -> None:
+    """The labels file, the sample submission, and the test labels (outside the folder)."""
+    rng = np.random.default_rng([cfg.seed, 1])
+    with open(folder / "train_and_test_data_labels_safe.csv", "w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["image", "class", "safe"])
+        for s in planned:
+            if s.kind != "test":
+                out.writerow([s.name, s.label, int(s.safe)])
+    tests = [s for s in planned if s.kind == "test"]
+    tests.sort(key=lambda s: (s.patient, int(s.name.rsplit("_", 1)[1][:-4])))
+    with open(folder / "sample_submission.csv", "w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["File", "Class"])
+        out.writerows([s.name, 0] for s in tests)
+    with open(labels_path, "w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["image", "class", "usage"])
+        for s in tests:
+            usage = "Ignored" if s.dropout >= 1.0 else (
+                "Public" if rng.random() < PUBLIC_SHARE else "Private")
+            out.writerow([ecosystem_test_name(s.name), s.label, usage])
+
+
+@dataclass(frozen=True)
+class _Patient:
+    """A patient's fixed traits."""
+
+    mixing: np.ndarray  # (channels, channels): correlated electrodes
+    gains: np.ndarray  # (channels,)
+    rhythms: np.ndarray  # (k, 3): centre Hz, width Hz, relative amplitude
+    slope: float  # 1/f exponent of the power spectrum
+    band: tuple[float, float]  # preictal band, Hz
+    strength: float  # preictal log-power gain
+
+
+def _patient(seed: int, patient: int) -> _Patient:
+    rng = np.random.default_rng([seed, 2, patient])
+    shared = rng.standard_normal((CHANNELS, 3))
+    mixing = np.eye(CHANNELS) + 0.35 * shared @ rng.standard_normal((3, CHANNELS))
+    rhythms = np.column_stack([rng.uniform([2, 8, 18], [5, 12, 26]),
+                               rng.uniform([1, 1.5, 3], [2, 3, 6]),
+                               rng.uniform([1.5, 2, 0.8], [3, 4, 1.5])])
+    i = (patient - 1) % len(SIGNATURE_STRENGTH)
+    return _Patient(mixing, rng.lognormal(0, 0.3, CHANNELS), rhythms,
+                    float(rng.uniform(1.6, 2.0)), PREICTAL_BANDS[i], SIGNATURE_STRENGTH[i])
+
+
+def segment_signal(cfg: SyntheticConfig, segment: PlannedSegment) -> np.ndarray:
+    """Draw one segment: float32 (samples, channels) in microvolts, ADC-quantised."""
+    n, fs = cfg.seconds * cfg.sampling_rate, cfg.sampling_rate
+    traits = _patient(cfg.seed, segment.patient)
+    hour = np.random.default_rng([cfg.seed, 3, *segment.hour_key])  # shared by the hour
+    # Drawn from the hour and place alone, so an unsafe hour replays its preictal source.
+    rng = np.random.default_rng([cfg.seed, 4, *segment.hour_key, segment.position])
+    preictal = segment.label == 1 or segment.hour_key[1] == _CLASS_CODE["preictal"]
+    freqs = np.fft.rfftfreq(n, 1 / fs)
+    slope = traits.slope + hour.normal(0, 0.12)
+    log_power = -slope * np.log(np.maximum(freqs, 0.3))
+    rhythm = np.zeros_like(freqs)
+    for centre, width, amp in traits.rhythms * hour.lognormal(0, [0.05, 0.1, 0.35], (3, 3)):
+        rhythm += amp * np.exp(-0.5 * ((freqs - centre) / width) ** 2)
+    log_power += np.log1p(rhythm) + hour.normal(0, 0.25) * (freqs > 30)
+    in_band = (freqs >= traits.band[0]) & (freqs < traits.band[1])
+    if preictal:
+        log_power += traits.strength * in_band * hour.uniform(0.6, 1.4)
+    spectrum = rng.standard_normal((CHANNELS, freqs.size)) + 1j * rng.standard_normal(
+        (CHANNELS, freqs.size))
+    spectrum *= np.exp(log_power / 2)
+    spectrum[:, (freqs < 0.1) | (freqs > 0.95 * fs / 2)] = 0
+    sources = np.fft.irfft(spectrum, n=n, axis=1)  # (channels, samples)
+    mixing = traits.mixing + hour.normal(0, 0.08, traits.mixing.shape)
+    if preictal:  # preictal: more synchrony across electrodes
+        mixing = mixing + traits.strength * 0.25 * hour.standard_normal((CHANNELS, 1))
+    signal = (mixing @ sources).T  # (samples, channels)
+    signal *= traits.gains * hour.lognormal(0, 0.15, CHANNELS)
+    signal *= BACKGROUND_UV / max(float(signal.std()), 1e-12)
+    if segment.shift:
+        signal = np.roll(signal, segment.shift, axis=0) + rng.normal(0, 2.0, signal.shape)
+    _add_artefacts(rng, signal, fs)
+    signal = np.round(signal / QUANTUM_UV) * QUANTUM_UV
+    _drop_out(rng, signal, segment.dropout)
+    return signal.astype(np.float32)
+
+
+def _add_artefacts(rng: np.random.Generator, signal: np.ndarray, fs: int) -> None:
+    """Large, fast transitions: a step on a few electrodes decaying over about a second."""
+    n = signal.shape[0]
+    for _ in range(rng.poisson(0.5 * n / (60 * fs))):
+        start = int(rng.integers(n))
+        channels = rng.choice(CHANNELS, int(rng.integers(1, 5)), replace=False)
+        decay = np.exp(-np.arange(n - start) / (fs * rng.uniform(0.2, 1.5)))
+        signal[start:, channels] += rng.normal(0, 8 * BACKGROUND_UV, len(channels)) * decay[:, None]
+
+
+def _drop_out(rng: np.random.Generator, signal: np.ndarray, share: float) -> None:
+    """Zero every electrode over a few stretches covering ``share`` of the segment."""
+    n = signal.shape[0]
+    if share >= 1.0:
+        signal[:] = 0
+        return
+    lost = int(share * n)
+    stretches = int(rng.integers(1, 4))
+    pieces = rng.multinomial(lost, np.ones(stretches) / stretches) if lost else []
+    for length in pieces:
+        if length:
+            start = int(rng.integers(0, n - length + 1))
+            signal[start:start + length] = 0
