@@ -50,6 +50,8 @@ class Segment:
 def read_segment(path: str | Path) -> Segment:
     """Read a segment file of either layout, validated; `DeepSyncError` names a bad file."""
     path = Path(path)
+    if not path.is_file():
+        raise DeepSyncError(f"{path}: file not found; rerun `make data`")
     if path.suffix.lower() == ".csv":
         return _validated(path, _read_csv(path), SAMPLING_RATE, None, None)
     variables = _loadmat(path)
@@ -110,10 +112,8 @@ def write_segment(path: str | Path, data: np.ndarray, *, sequence: int | None,
 def _loadmat(path: Path) -> dict:
     try:
         return scipy.io.loadmat(path)
-    except FileNotFoundError:
-        raise DeepSyncError(f"{path}: file not found; rerun `make data`") from None
     except (ValueError, zlib.error) as error:
-        if "decompress" not in str(error):
+        if "compress" not in str(error):
             raise DeepSyncError(f"{path}: not a readable MAT file ({error})") from None
         first = error
     except Exception as error:  # scipy raises many types on garbage input
