@@ -10,8 +10,16 @@ from deepsync.config import SyntheticConfig
 from deepsync.data import synthetic
 
 # Small enough for seconds, big enough for every kind of file the real set has.
-TINY = SyntheticConfig(seed=7, patients=2, interictal_hours=3, preictal_hours=2, unsafe_hours=1,
-                       extra_preictal=2, test_hours=2, seconds=20)
+TINY = SyntheticConfig(
+    seed=7,
+    patients=2,
+    interictal_hours=3,
+    preictal_hours=2,
+    unsafe_hours=1,
+    extra_preictal=2,
+    test_hours=2,
+    seconds=20,
+)
 
 
 @pytest.fixture(scope="session")

@@ -13,8 +13,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "deepsync", *args], capture_output=True,
-                          text=True, cwd=cwd, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "deepsync", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+    )
 
 
 def subcommands():
@@ -33,8 +38,15 @@ def test_help_for_every_command(stage):
 
 
 def test_user_error_is_one_line_with_advice(tmp_path):
-    result = run("data", "--source", "dir", "--data-dir", str(tmp_path / "nothing"),
-                 "--root", str(tmp_path / "data"))
+    result = run(
+        "data",
+        "--source",
+        "dir",
+        "--data-dir",
+        str(tmp_path / "nothing"),
+        "--root",
+        str(tmp_path / "data"),
+    )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
@@ -43,8 +55,16 @@ def test_user_error_is_one_line_with_advice(tmp_path):
 
 
 def test_debug_shows_the_traceback(tmp_path):
-    result = run("--debug", "data", "--source", "dir", "--data-dir", str(tmp_path / "nothing"),
-                 "--root", str(tmp_path / "data"))
+    result = run(
+        "--debug",
+        "data",
+        "--source",
+        "dir",
+        "--data-dir",
+        str(tmp_path / "nothing"),
+        "--root",
+        str(tmp_path / "data"),
+    )
     assert result.returncode != 0
     assert "Traceback" in result.stderr
 
@@ -67,6 +87,7 @@ def test_makefile_has_the_pipeline_targets():
 
 @pytest.mark.parametrize("target", makefile_targets())
 def test_every_make_target_resolves(target):
-    result = subprocess.run(["make", "-n", target], cwd=ROOT, capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run(
+        ["make", "-n", target], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr

@@ -13,8 +13,14 @@ def test_defaults_are_the_synthetic_source():
 
 
 def test_overrides_are_typed():
-    config = load_config(overrides=["synthetic.seconds=30", "data.root=/tmp/x",
-                                    "data.source=dir", "data.data_dir=/d"])
+    config = load_config(
+        overrides=[
+            "synthetic.seconds=30",
+            "data.root=/tmp/x",
+            "data.source=dir",
+            "data.data_dir=/d",
+        ]
+    )
     assert config.synthetic.seconds == 30
     assert config.data.root == Path("/tmp/x")
     assert config.data.data_dir == Path("/d")
@@ -27,17 +33,20 @@ def test_profile_then_overrides(tmp_path):
     assert (config.synthetic.seed, config.synthetic.seconds) == (11, 90)
 
 
-@pytest.mark.parametrize("override, message", [
-    ("synthetic.secs=3", "valid: synthetic.seed"),
-    ("nosuch.key=3", "valid sections: data, synthetic"),
-    ("synthetic.seconds=ten", "not a valid int"),
-    ("synthetic.seconds=2.5", "not a valid int"),
-    ("synthetic.seconds=601", "between 1 and 600"),
-    ("data.source=ftp", "not one of synthetic, kaggle, dir"),
-    ("data.source=dir", "DATA_DIR"),
-    ("data.kaggle_dataset=noslash", "owner/slug"),
-    ("seconds", "section.key=value"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("synthetic.secs=3", "valid: synthetic.seed"),
+        ("nosuch.key=3", "valid sections: data, synthetic"),
+        ("synthetic.seconds=ten", "not a valid int"),
+        ("synthetic.seconds=2.5", "not a valid int"),
+        ("synthetic.seconds=601", "between 1 and 600"),
+        ("data.source=ftp", "not one of synthetic, kaggle, dir"),
+        ("data.source=dir", "DATA_DIR"),
+        ("data.kaggle_dataset=noslash", "owner/slug"),
+        ("seconds", "section.key=value"),
+    ],
+)
 def test_bad_settings_say_what_is_valid(override, message):
     with pytest.raises(DeepSyncError, match=message):
         load_config(overrides=[override])

@@ -22,27 +22,39 @@ def build_parser() -> argparse.ArgumentParser:
         prog="deepsync",
         description="Seizure prediction from intracranial EEG, from data to Kaggle submission.",
         epilog="Settings: defaults, then --profile FILE (TOML, [data], [synthetic] sections), "
-               "then --set section.key=value.",
+        "then --set section.key=value.",
     )
     parser.add_argument("--version", action="version", version=f"deepsync {__version__}")
     parser.add_argument("--profile", type=Path, help="TOML file of settings")
-    parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="KEY=VALUE", help="override one setting, e.g. synthetic.seed=7")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one setting, e.g. synthetic.seed=7",
+    )
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    parser.add_argument("--workers", type=int, default=0,
-                        help="processes for parallel work (default: all cores)")
+    parser.add_argument(
+        "--workers", type=int, default=0, help="processes for parallel work (default: all cores)"
+    )
     stages = parser.add_subparsers(dest="stage", metavar="STAGE", required=True)
 
     data = stages.add_parser(
-        "data", help="fetch or generate segments, verify them, write the segment index",
+        "data",
+        help="fetch or generate segments, verify them, write the segment index",
         description="Get the segments from SOURCE, verify them and write data/segments.csv. "
-                    "synthetic: the embedded default (generated); kaggle: the kaggle client; "
-                    "dir: a folder on disk read in place (Kaggle or epilepsyecosystem layout).")
+        "synthetic: the embedded default (generated); kaggle: the kaggle client; "
+        "dir: a folder on disk read in place (Kaggle or epilepsyecosystem layout).",
+    )
     data.add_argument("--source", choices=SOURCES, help="where the segments come from")
     data.add_argument("--data-dir", help="source=dir: folder holding the segments")
-    data.add_argument("--kaggle-dataset", metavar="OWNER/SLUG",
-                      help="source=kaggle: a Kaggle dataset holding a copy of the data")
+    data.add_argument(
+        "--kaggle-dataset",
+        metavar="OWNER/SLUG",
+        help="source=kaggle: a Kaggle dataset holding a copy of the data",
+    )
     data.add_argument("--root", help="the kit's data folder (default: data)")
     data.set_defaults(run=_run_data)
     return parser
@@ -50,10 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _overrides(args: argparse.Namespace) -> list[str]:
     """Stage flags are shorthands for --set; they apply last."""
-    pairs = {"source": "data.source", "data_dir": "data.data_dir",
-             "kaggle_dataset": "data.kaggle_dataset", "root": "data.root"}
+    pairs = {
+        "source": "data.source",
+        "data_dir": "data.data_dir",
+        "kaggle_dataset": "data.kaggle_dataset",
+        "root": "data.root",
+    }
     return list(args.overrides) + [
-        f"{key}={getattr(args, name)}" for name, key in pairs.items()
+        f"{key}={getattr(args, name)}"
+        for name, key in pairs.items()
         if getattr(args, name, None) is not None
     ]
 

@@ -8,12 +8,13 @@ an unknown key or a value of the wrong type is a `DeepSyncError` listing what is
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from deepsync.errors import DeepSyncError
 
@@ -81,8 +82,10 @@ class Config:
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """The resolved configuration as plain JSON-ready values."""
         return {
-            f.name: {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(
-                getattr(self, f.name)).items()}
+            f.name: {
+                k: (str(v) if isinstance(v, Path) else v)
+                for k, v in dataclasses.asdict(getattr(self, f.name)).items()
+            }
             for f in dataclasses.fields(self)
         }
 
@@ -147,6 +150,4 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
             raise ValueError(value)
         return kind(value)
     except (TypeError, ValueError):
-        raise DeepSyncError(
-            f"{key}={value!r} is not a valid {kind.__name__}"
-        ) from None
+        raise DeepSyncError(f"{key}={value!r} is not a valid {kind.__name__}") from None

@@ -7,7 +7,6 @@ import sys
 
 import numpy as np
 import pandas as pd
-import pytest
 import scipy.io
 
 from deepsync.config import load_config
@@ -35,8 +34,12 @@ def test_index_of_the_kaggle_layout(tiny_set):
     assert hours["label"].nunique().eq(1).all()
     assert (~train["safe"]).sum() == TINY.patients * TINY.unsafe_hours * 6
     seq = train.dropna(subset=["sequence"])
-    assert (seq["sequence"] == seq["segment"].map(
-        lambda n: read_segment(seq.loc[seq["segment"] == n, "path"].item()).sequence)).all()
+    assert (
+        seq["sequence"]
+        == seq["segment"].map(
+            lambda n: read_segment(seq.loc[seq["segment"] == n, "path"].item()).sequence
+        )
+    ).all()
     assert (t["bytes"] > 0).all() and not scan.problems
 
 
@@ -49,8 +52,11 @@ def to_re_release(source, target, as_csv=()):
         parsed = parse_name(path)
         if parsed.kind == "old_test" or parsed.name in unsafe:
             continue
-        name = (f"Pat{parsed.patient}Train_{parsed.number}_{parsed.label}" if parsed.kind == "train"
-                else f"Pat{parsed.patient}Test_{parsed.number}_0")
+        name = (
+            f"Pat{parsed.patient}Train_{parsed.number}_{parsed.label}"
+            if parsed.kind == "train"
+            else f"Pat{parsed.patient}Test_{parsed.number}_0"
+        )
         data = read_segment(path).data
         if parsed.name in as_csv:
             np.savetxt(target / f"{name}.csv", data, delimiter=",", fmt="%g")
@@ -66,8 +72,9 @@ def test_both_layouts_map_to_the_same_index(tiny_set, tmp_path):
     assert set(eco["layout"]) == {"ecosystem"}
     expected = kaggle[kaggle["safe"] & ~kaggle["segment"].str.fullmatch(r"\d+_\d+\.mat")]
     keys = ["segment", "patient", "split", "label", "hour", "sequence", "safe"]
-    pd.testing.assert_frame_equal(eco[keys].reset_index(drop=True),
-                                  expected[keys].reset_index(drop=True))
+    pd.testing.assert_frame_equal(
+        eco[keys].reset_index(drop=True), expected[keys].reset_index(drop=True)
+    )
     csv_row = eco[eco["segment"] == "new_2_3.mat"].iloc[0]
     assert csv_row["path"].endswith("Pat2Test_3_0.csv")
 
@@ -86,8 +93,15 @@ def test_problems_are_listed_not_fatal(tiny_set, tmp_path):
     folder = tmp_path / "copy"
     shutil.copytree(tiny_set, folder)
     (folder / "train_1/1_2_0.mat").write_bytes(b"garbage")
-    data = prepare(load_config(overrides=["data.source=dir", f"data.data_dir={folder}",
-                                          f"data.root={tmp_path / 'data'}"]))
+    data = prepare(
+        load_config(
+            overrides=[
+                "data.source=dir",
+                f"data.data_dir={folder}",
+                f"data.root={tmp_path / 'data'}",
+            ]
+        )
+    )
     assert any("1_2_0.mat" in p and "garbage" in p for p in data.scan.problems)
     assert "problems: 1" in summary(data)
 
@@ -96,8 +110,15 @@ def test_real_files_are_checked_against_the_original_sizes(tiny_set, tmp_path):
     folder = tmp_path / "real"
     (folder / "train_1").mkdir(parents=True)
     shutil.copy(tiny_set / "train_1/1_1_0.mat", folder / "train_1/1_1_0.mat")
-    data = prepare(load_config(overrides=["data.source=dir", f"data.data_dir={folder}",
-                                          f"data.root={tmp_path / 'data'}"]))
+    data = prepare(
+        load_config(
+            overrides=[
+                "data.source=dir",
+                f"data.data_dir={folder}",
+                f"data.root={tmp_path / 'data'}",
+            ]
+        )
+    )
     assert data.reference == "1 files checked against the original sizes"
     assert any("the original has 5543020" in p for p in data.scan.problems)
 
@@ -118,9 +139,23 @@ def test_dir_source_indexes_the_synthetic_set_in_place(tiny_set, tmp_path):
     before = snapshot(tiny_set)
     root = tmp_path / "data"
     result = subprocess.run(
-        [sys.executable, "-m", "deepsync", "--no-progress", "data", "--source", "dir",
-         "--data-dir", str(tiny_set), "--root", str(root)],
-        capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "deepsync",
+            "--no-progress",
+            "data",
+            "--source",
+            "dir",
+            "--data-dir",
+            str(tiny_set),
+            "--root",
+            str(root),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     assert "problems: none" in result.stdout
     assert snapshot(tiny_set) == before  # never written to
@@ -131,10 +166,25 @@ def test_dir_source_indexes_the_synthetic_set_in_place(tiny_set, tmp_path):
 
 def test_synthetic_source_through_the_cli(tmp_path):
     root = tmp_path / "data"
-    args = [sys.executable, "-m", "deepsync", "--no-progress", "--set", "synthetic.patients=1",
-            "--set", "synthetic.seconds=5", "--set", "synthetic.interictal_hours=2",
-            "--set", "synthetic.preictal_hours=1", "--set", "synthetic.test_hours=1",
-            "data", "--root", str(root)]
+    args = [
+        sys.executable,
+        "-m",
+        "deepsync",
+        "--no-progress",
+        "--set",
+        "synthetic.patients=1",
+        "--set",
+        "synthetic.seconds=5",
+        "--set",
+        "synthetic.interictal_hours=2",
+        "--set",
+        "synthetic.preictal_hours=1",
+        "--set",
+        "synthetic.test_hours=1",
+        "data",
+        "--root",
+        str(root),
+    ]
     first = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stderr
     lines = first.stdout.splitlines()

@@ -12,21 +12,38 @@ from deepsync.data.layout import (
 )
 
 
-@pytest.mark.parametrize("path, expected", [
-    ("train_1/1_45_1.mat", ("1_45_1.mat", 1, 45, "train", 1, "kaggle")),
-    ("x/test_2_new/new_2_17.mat", ("new_2_17.mat", 2, 17, "test", None, "kaggle")),
-    ("test_3/3_8.mat", ("3_8.mat", 3, 8, "old_test", None, "kaggle")),
-    ("Pat1Train_45_1.mat", ("1_45_1.mat", 1, 45, "train", 1, "ecosystem")),
-    ("Pat2Test_17_0.csv", ("new_2_17.mat", 2, 17, "test", None, "ecosystem")),
-])
+@pytest.mark.parametrize(
+    "path, expected",
+    [
+        ("train_1/1_45_1.mat", ("1_45_1.mat", 1, 45, "train", 1, "kaggle")),
+        ("x/test_2_new/new_2_17.mat", ("new_2_17.mat", 2, 17, "test", None, "kaggle")),
+        ("test_3/3_8.mat", ("3_8.mat", 3, 8, "old_test", None, "kaggle")),
+        ("Pat1Train_45_1.mat", ("1_45_1.mat", 1, 45, "train", 1, "ecosystem")),
+        ("Pat2Test_17_0.csv", ("new_2_17.mat", 2, 17, "test", None, "ecosystem")),
+    ],
+)
 def test_names_of_both_layouts(path, expected):
     parsed = parse_name(path)
-    assert (parsed.name, parsed.patient, parsed.number, parsed.kind, parsed.label,
-            parsed.layout) == expected
+    assert (
+        parsed.name,
+        parsed.patient,
+        parsed.number,
+        parsed.kind,
+        parsed.label,
+        parsed.layout,
+    ) == expected
 
 
-@pytest.mark.parametrize("name", ["sample_submission.csv", "1_2_3.mat", "new_1.mat",
-                                  "train_and_test_data_labels_safe.csv", "Pat1Valid_1_0.mat"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "sample_submission.csv",
+        "1_2_3.mat",
+        "new_1.mat",
+        "train_and_test_data_labels_safe.csv",
+        "Pat1Valid_1_0.mat",
+    ],
+)
 def test_other_files_are_not_segments(name):
     assert parse_name(name) is None
 

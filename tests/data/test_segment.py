@@ -17,6 +17,8 @@ from deepsync.data.segment import (
 )
 from deepsync.errors import DeepSyncError
 
+FIXTURE = HealthCheck.function_scoped_fixture  # tmp_path is reused across examples: fine
+
 
 def signal(samples=400, channels=16, seed=0):
     rng = np.random.default_rng(seed)
@@ -30,12 +32,17 @@ def test_written_file_reads_back_like_the_real_ones(tmp_path, compress):
     write_segment(path, x, sequence=3, compress=compress)
     raw = path.read_bytes()
     assert raw.startswith(b"MATLAB 5.0 MAT-file")
-    element_type = np.frombuffer(raw[MAT_HEADER_BYTES:MAT_HEADER_BYTES + 4], "<u4")[0]
+    element_type = np.frombuffer(raw[MAT_HEADER_BYTES : MAT_HEADER_BYTES + 4], "<u4")[0]
     assert element_type == (15 if compress else 14)  # miCOMPRESSED / miMATRIX
     struct = scipy.io.loadmat(path)["dataStruct"]
     assert struct.shape == (1, 1)
-    assert struct.dtype.names == ("data", "iEEGsamplingRate", "nSamplesSegment",
-                                  "channelIndices", "sequence")
+    assert struct.dtype.names == (
+        "data",
+        "iEEGsamplingRate",
+        "nSamplesSegment",
+        "channelIndices",
+        "sequence",
+    )
     fields = struct[0, 0]
     assert fields["data"].dtype == np.float32 and np.array_equal(fields["data"], x)
     assert fields["iEEGsamplingRate"].tolist() == [[400.0]]
@@ -74,8 +81,9 @@ def test_re_release_mat_and_csv(tmp_path):
     scipy.io.savemat(tmp_path / "Pat1Train_1_0.mat", {"data": x}, do_compression=True)
     np.savetxt(tmp_path / "Pat1Test_2_0.csv", x, delimiter=",", fmt="%.1f")
     header = ",".join(f"ch{i}" for i in range(1, 17))
-    np.savetxt(tmp_path / "Pat1Test_3_0.csv", x, delimiter=",", fmt="%.1f", header=header,
-               comments="")
+    np.savetxt(
+        tmp_path / "Pat1Test_3_0.csv", x, delimiter=",", fmt="%.1f", header=header, comments=""
+    )
     for name in ("Pat1Train_1_0.mat", "Pat1Test_2_0.csv", "Pat1Test_3_0.csv"):
         segment = read_segment(tmp_path / name)
         assert segment.data.dtype == np.float32
@@ -85,7 +93,7 @@ def test_re_release_mat_and_csv(tmp_path):
 def corrupt_like_1_45_1(path):
     """Extra bytes inside the compressed element: loadmat's integrity check refuses it."""
     raw = path.read_bytes()
-    body = zlib.decompress(raw[MAT_HEADER_BYTES + 8:])
+    body = zlib.decompress(raw[MAT_HEADER_BYTES + 8 :])
     packed = zlib.compress(body + b"\0" * 64)
     tag = np.array([15, len(packed)], "<u4").tobytes()
     path.write_bytes(raw[:MAT_HEADER_BYTES] + tag + packed)
@@ -114,7 +122,7 @@ def test_truncated_file_is_named(tmp_path):
             read_segment(path)
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=30, deadline=None, suppress_health_check=[FIXTURE])
 @given(st.binary(min_size=0, max_size=2000))
 def test_garbage_raises_the_user_error(tmp_path, garbage):
     path = tmp_path / "2_1_0.mat"
@@ -123,7 +131,7 @@ def test_garbage_raises_the_user_error(tmp_path, garbage):
         read_segment(path)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None, suppress_health_check=[FIXTURE])
 @given(st.tuples(st.integers(1, 40), st.integers(1, 40)).filter(lambda s: s[1] != 16))
 def test_wrong_shapes_are_refused(tmp_path, shape):
     path = tmp_path / "3_1_0.mat"

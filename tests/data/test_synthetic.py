@@ -34,8 +34,11 @@ def test_layout_and_tables(tiny_set):
         assert sum(n.startswith(f"test_{p}/") for n in names) == TINY.extra_preictal
     labels = read_csv(tiny_set / "train_and_test_data_labels_safe.csv")
     assert list(labels[0]) == ["image", "class", "safe"]
-    train = [n.split("/")[1] for n in names
-             if n.startswith(("train_1/", "train_2/", "test_1/", "test_2/"))]
+    train = [
+        n.split("/")[1]
+        for n in names
+        if n.startswith(("train_1/", "train_2/", "test_1/", "test_2/"))
+    ]
     assert sorted(r["image"] for r in labels) == sorted(train)
     for row in labels:
         parsed = parse_name(row["image"])
@@ -70,8 +73,10 @@ def test_public_share_and_preictal_rates_differ_by_patient(tmp_path):
     scored = [r for r in rows if r["usage"] != "Ignored"]
     public = sum(r["usage"] == "Public" for r in scored) / len(scored)
     assert 0.25 < public < 0.35
-    rates = [np.mean([r["class"] == "1" for r in rows if r["image"].startswith(f"Pat{p}")])
-             for p in (1, 2, 3)]
+    rates = [
+        np.mean([r["class"] == "1" for r in rows if r["image"].startswith(f"Pat{p}")])
+        for p in (1, 2, 3)
+    ]
     assert rates[0] < rates[1] < rates[2]
 
 
@@ -81,20 +86,28 @@ def test_deterministic_from_the_seed(tiny_set, tmp_path):
     assert files(again) == files(tiny_set)
     for name in files(tiny_set):
         if name.endswith(".mat"):
-            assert np.array_equal(read_segment(again / name).data,
-                                  read_segment(tiny_set / name).data), name
+            assert np.array_equal(
+                read_segment(again / name).data, read_segment(tiny_set / name).data
+            ), name
         elif not name.endswith(".json"):
             assert (again / name).read_bytes() == (tiny_set / name).read_bytes(), name
     other = tmp_path / "other"
     synthetic.generate(replace(TINY, seed=8, patients=1), other, progress=False)
     name = "train_1/1_1_0.mat"
-    assert not np.array_equal(read_segment(other / name).data,
-                              read_segment(tiny_set / name).data)
+    assert not np.array_equal(read_segment(other / name).data, read_segment(tiny_set / name).data)
 
 
 def test_rerun_resumes_and_other_settings_start_over(tmp_path):
-    cfg = replace(TINY, patients=1, interictal_hours=1, preictal_hours=1, test_hours=1,
-                  extra_preictal=0, unsafe_hours=0, seconds=5)
+    cfg = replace(
+        TINY,
+        patients=1,
+        interictal_hours=1,
+        preictal_hours=1,
+        test_hours=1,
+        extra_preictal=0,
+        unsafe_hours=0,
+        seconds=5,
+    )
     folder = tmp_path / "synthetic"
     synthetic.generate(cfg, folder, progress=False)
     victim = folder / "train_1/1_2_1.mat"
@@ -112,21 +125,33 @@ def test_rerun_resumes_and_other_settings_start_over(tmp_path):
 def test_every_field_as_loadmat_returns_it(tiny_set):
     struct = scipy.io.loadmat(tiny_set / "train_2/2_8_0.mat")["dataStruct"]
     fields = struct[0, 0]
-    assert struct.dtype.names == ("data", "iEEGsamplingRate", "nSamplesSegment",
-                                  "channelIndices", "sequence")
+    assert struct.dtype.names == (
+        "data",
+        "iEEGsamplingRate",
+        "nSamplesSegment",
+        "channelIndices",
+        "sequence",
+    )
     assert fields["data"].shape == (TINY.seconds * 400, 16)
     assert fields["data"].dtype == np.float32
     assert fields["sequence"].tolist() == [[2.0]]  # segment 8 is second of hour 1
     assert fields["nSamplesSegment"].tolist() == [[TINY.seconds * 400.0]]
     test = scipy.io.loadmat(tiny_set / "test_1_new/new_1_1.mat")["dataStruct"]
-    assert test.dtype.names == ("data", "iEEGsamplingRate", "nSamplesSegment",
-                                "channelIndices")
+    assert test.dtype.names == ("data", "iEEGsamplingRate", "nSamplesSegment", "channelIndices")
 
 
 # --- the signal itself: drawn directly, a minute per segment --------------------------
 
-CFG = SyntheticConfig(seed=3, patients=3, interictal_hours=4, preictal_hours=4, unsafe_hours=1,
-                      test_hours=1, extra_preictal=0, seconds=60)
+CFG = SyntheticConfig(
+    seed=3,
+    patients=3,
+    interictal_hours=4,
+    preictal_hours=4,
+    unsafe_hours=1,
+    test_hours=1,
+    extra_preictal=0,
+    seconds=60,
+)
 
 
 @pytest.fixture(scope="module")
@@ -144,8 +169,12 @@ def log_band_powers(x, fs=400):
     spectrum = np.abs(np.fft.rfft(x, axis=0)) ** 2
     freqs = np.fft.rfftfreq(len(x), 1 / fs)
     edges = [0.1, 4, 8, 15, 30, 90, 170]
-    return np.log([spectrum[(freqs >= lo) & (freqs < hi)].mean(axis=0)
-                   for lo, hi in zip(edges, edges[1:], strict=False)])  # (bands, channels)
+    return np.log(
+        [
+            spectrum[(freqs >= lo) & (freqs < hi)].mean(axis=0)
+            for lo, hi in zip(edges, edges[1:], strict=False)
+        ]
+    )  # (bands, channels)
 
 
 def test_amplitude_quantisation_and_compression(drawn):
@@ -169,7 +198,7 @@ def test_segments_of_an_hour_are_alike(drawn):
     hours = list(by_hour.values())
     for i, a in enumerate(hours):
         within += [np.abs(a[0] - b).mean() for b in a[1:]]
-        across += [np.abs(a[0] - b[0]).mean() for b in hours[i + 1:]]
+        across += [np.abs(a[0] - b[0]).mean() for b in hours[i + 1 :]]
     assert np.mean(within) < 0.5 * np.mean(across)
 
 
@@ -180,8 +209,7 @@ def test_preictal_signature_differs_by_patient(drawn):
         gains = []
         for segment, _, bands in drawn:
             if segment.patient == patient and segment.label == 0 and segment.safe:
-                preictal = log_band_powers(synthetic.segment_signal(CFG, replace(segment,
-                                                                                 label=1)))
+                preictal = log_band_powers(synthetic.segment_signal(CFG, replace(segment, label=1)))
                 share = [b[band] - np.log(np.exp(b).sum(axis=0)) for b in (bands, preictal)]
                 gains.append((share[1] - share[0]).mean())
         effects.append(np.mean(gains))
@@ -191,10 +219,16 @@ def test_preictal_signature_differs_by_patient(drawn):
 
 def test_unsafe_hours_replay_a_preictal_hour(drawn):
     segment, x, _ = next((s, x, b) for s, x, b in drawn if not s.safe)
-    source = next(s for s in synthetic.plan(CFG) if s.label == 1 and s.kind == "train"
-                  and (s.hour_key, s.position) == (segment.hour_key, segment.position))
-    original = np.roll(synthetic.segment_signal(CFG, replace(source, dropout=0.0)),
-                       segment.shift, axis=0)
+    source = next(
+        s
+        for s in synthetic.plan(CFG)
+        if s.label == 1
+        and s.kind == "train"
+        and (s.hour_key, s.position) == (segment.hour_key, segment.position)
+    )
+    original = np.roll(
+        synthetic.segment_signal(CFG, replace(source, dropout=0.0)), segment.shift, axis=0
+    )
     assert np.corrcoef(x[:, 0], original[:, 0])[0, 1] > 0.9
 
 
@@ -204,8 +238,7 @@ def test_dropout_is_common_and_some_files_are_all_zero():
     assert 0.25 < np.mean(shares > 0) < 0.55
     for patient in (1, 2, 3):
         for kind in ("train", "test"):
-            assert any(s.dropout == 1.0 for s in planned
-                       if s.patient == patient and s.kind == kind)
+            assert any(s.dropout == 1.0 for s in planned if s.patient == patient and s.kind == kind)
     partial = next(s for s in planned if 0 < s.dropout < 1)
     x = synthetic.segment_signal(CFG, partial)
     lost = np.all(x == 0, axis=1).mean()

@@ -20,8 +20,18 @@ from deepsync.data.layout import hour_group, parse_name, sequence_of
 from deepsync.errors import DeepSyncError
 
 LABELS_FILE = "train_and_test_data_labels_safe.csv"
-COLUMNS = ["segment", "patient", "split", "label", "hour", "sequence", "safe", "bytes", "path",
-           "layout"]
+COLUMNS = [
+    "segment",
+    "patient",
+    "split",
+    "label",
+    "hour",
+    "sequence",
+    "safe",
+    "bytes",
+    "path",
+    "layout",
+]
 _MAT_MAGIC = b"MATLAB 5.0 MAT-file"
 
 
@@ -71,8 +81,11 @@ def scan_folder(folder: Path, labels: dict[str, tuple[int, int]] | None = None) 
     source = "given"
     if labels is None:
         found = _find_labels_file(folder)
-        labels, source = (read_labels(found), str(found)) if found else (
-            packaged_labels(), "packaged copy of the real labels file")
+        labels, source = (
+            (read_labels(found), str(found))
+            if found
+            else (packaged_labels(), "packaged copy of the real labels file")
+        )
     rows, skipped, problems = {}, {}, []
     for path in _walk(folder):
         parsed = parse_name(path)
@@ -83,8 +96,7 @@ def scan_folder(folder: Path, labels: dict[str, tuple[int, int]] | None = None) 
         label, safe = parsed.label, True
         if parsed.kind == "old_test":
             if parsed.name not in labels:
-                skipped["old test set, unlabelled"] = skipped.get("old test set, unlabelled",
-                                                                  0) + 1
+                skipped["old test set, unlabelled"] = skipped.get("old test set, unlabelled", 0) + 1
                 continue
             label, safe = labels[parsed.name][0], bool(labels[parsed.name][1])
         elif parsed.kind == "train" and parsed.layout == "kaggle":
@@ -151,8 +163,9 @@ def _looks_like_segment(path: Path, size: int) -> bool:
 
 
 def _typed(table: pd.DataFrame) -> pd.DataFrame:
-    table = table.astype({"patient": "int64", "label": "Int8", "sequence": "Int8",
-                          "safe": "bool", "bytes": "int64"})
+    table = table.astype(
+        {"patient": "int64", "label": "Int8", "sequence": "Int8", "safe": "bool", "bytes": "int64"}
+    )
     order = table["split"].map({"train": 0, "test": 1})
     number = table["segment"].map(lambda name: parse_name(name).number)
     table = table.assign(_o=order, _n=number).sort_values(["_o", "patient", "label", "_n"])
@@ -170,8 +183,9 @@ def load_index(path: Path) -> pd.DataFrame:
     """Read an index written by `save_index`, with its column types."""
     if not path.exists():
         raise DeepSyncError(f"no segment index at {path}; run `make data` first")
-    table = pd.read_csv(path, dtype={"segment": str, "split": str, "hour": str, "path": str,
-                                     "layout": str})
+    table = pd.read_csv(
+        path, dtype={"segment": str, "split": str, "hour": str, "path": str, "layout": str}
+    )
     if list(table.columns) != COLUMNS:
         raise DeepSyncError(f"{path} is not a segment index of this version; rerun `make data`")
     return _typed(table)

@@ -55,10 +55,12 @@ def parse_name(path: str | PurePath) -> SegmentName | None:
     if m := _ECOSYSTEM.match(base):
         patient, kind, number, label = int(m[1]), m[2].lower(), int(m[3]), int(m[4])
         if kind == "test":
-            return SegmentName(f"new_{patient}_{number}.mat", patient, number, "test", None,
-                               "ecosystem")
-        return SegmentName(f"{patient}_{number}_{label}.mat", patient, number, "train", label,
-                           "ecosystem")
+            return SegmentName(
+                f"new_{patient}_{number}.mat", patient, number, "test", None, "ecosystem"
+            )
+        return SegmentName(
+            f"{patient}_{number}_{label}.mat", patient, number, "train", label, "ecosystem"
+        )
     return None
 
 

@@ -64,8 +64,13 @@ def read_segment(path: str | Path) -> Segment:
         rate = _scalar(fields, "iEEGsamplingRate", names)
         sequence = _scalar(fields, "sequence", names)
         channels = fields["channelIndices"] if "channelIndices" in names else None
-        return _validated(path, fields["data"], rate or SAMPLING_RATE,
-                          None if sequence is None else int(sequence), channels)
+        return _validated(
+            path,
+            fields["data"],
+            rate or SAMPLING_RATE,
+            None if sequence is None else int(sequence),
+            channels,
+        )
     if "data" in variables:
         return _validated(path, variables["data"], SAMPLING_RATE, None, None)
     found = ", ".join(k for k in variables if not k.startswith("__")) or "none"
@@ -74,9 +79,15 @@ def read_segment(path: str | Path) -> Segment:
     )
 
 
-def write_segment(path: str | Path, data: np.ndarray, *, sequence: int | None,
-                  sampling_rate: int = SAMPLING_RATE, compress: bool = True,
-                  level: int = 3) -> None:
+def write_segment(
+    path: str | Path,
+    data: np.ndarray,
+    *,
+    sequence: int | None,
+    sampling_rate: int = SAMPLING_RATE,
+    compress: bool = True,
+    level: int = 3,
+) -> None:
     """Write a Kaggle-layout .mat: MAT v5, ``dataStruct`` with the real files' fields.
 
     ``sequence`` is written for training files and left out for test files, as in the
@@ -99,7 +110,9 @@ def write_segment(path: str | Path, data: np.ndarray, *, sequence: int | None,
     content = buffer.getvalue()
     if compress:  # one variable: header, then its element wrapped as miCOMPRESSED
         packed = zlib.compress(content[MAT_HEADER_BYTES:], level)
-        tag = np.array([MI_COMPRESSED, len(packed)], dtype="=u4").tobytes()  # scipy writes native order
+        tag = np.array(
+            [MI_COMPRESSED, len(packed)], dtype="=u4"
+        ).tobytes()  # scipy writes native order
         content = content[:MAT_HEADER_BYTES] + tag + packed
     partial = path.with_name(path.name + ".partial")
     try:
@@ -123,8 +136,11 @@ def _loadmat(path: Path) -> dict:
         variables = scipy.io.loadmat(path, verify_compressed_data_integrity=False)
     except Exception as error:
         raise DeepSyncError(f"{path}: corrupt compressed data ({error})") from None
-    warnings.warn(f"{path}: compressed data fails its integrity check ({first}); read anyway",
-                  SegmentIntegrityWarning, stacklevel=3)
+    warnings.warn(
+        f"{path}: compressed data fails its integrity check ({first}); read anyway",
+        SegmentIntegrityWarning,
+        stacklevel=3,
+    )
     return variables
 
 
@@ -154,8 +170,9 @@ def _scalar(fields: np.void, name: str, names: tuple[str, ...]) -> float | None:
     return float(value.reshape(-1)[0]) if value.size else None
 
 
-def _validated(path: Path, data: np.ndarray, rate: float, sequence: int | None,
-               channels: np.ndarray | None) -> Segment:
+def _validated(
+    path: Path, data: np.ndarray, rate: float, sequence: int | None, channels: np.ndarray | None
+) -> Segment:
     data = np.asarray(data)
     if data.dtype.kind not in "fiu" or data.ndim != 2:
         raise DeepSyncError(
@@ -164,8 +181,10 @@ def _validated(path: Path, data: np.ndarray, rate: float, sequence: int | None,
         )
     if data.shape[1] != CHANNELS:
         if data.shape[0] == CHANNELS:
-            raise DeepSyncError(f"{path}: data has shape {data.shape}: electrodes on rows; "
-                                f"expected (samples, {CHANNELS})")
+            raise DeepSyncError(
+                f"{path}: data has shape {data.shape}: electrodes on rows; "
+                f"expected (samples, {CHANNELS})"
+            )
         raise DeepSyncError(f"{path}: data has shape {data.shape}; expected (samples, {CHANNELS})")
     data = np.ascontiguousarray(data, dtype=np.float32)
     if not np.isfinite(data).all():

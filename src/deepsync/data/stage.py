@@ -72,8 +72,9 @@ def prepare(config: Config, *, workers: int = 1, progress: bool = True) -> DataS
         "config": config.to_dict(),
     }
     (root / DATASET_FILE).write_text(json.dumps(description, indent=1))
-    return DataSet(folder, source, index_path, scan, test_labels, reference,
-                   time.perf_counter() - started)
+    return DataSet(
+        folder, source, index_path, scan, test_labels, reference, time.perf_counter() - started
+    )
 
 
 def _check_sizes(scan: Scan) -> str:
@@ -93,7 +94,8 @@ def _check_sizes(scan: Scan) -> str:
         if row.bytes != sizes[row.segment]:
             scan.problems.append(
                 f"{row.path}: {row.bytes} bytes, the original has {sizes[row.segment]}; "
-                "copy or download it again")
+                "copy or download it again"
+            )
     if listed.empty:
         return "no original sizes known for these files"
     return f"{len(listed)} files checked against the original sizes"
@@ -102,16 +104,24 @@ def _check_sizes(scan: Scan) -> str:
 def summary(data: DataSet) -> str:
     """Files per patient, class and split, safe and unsafe, and the problems found."""
     t = data.scan.segments
-    lines = [f"data: {data.source} source, {len(t)} segments in {data.folder} "
-             f"({t['bytes'].sum() / 1e6:,.0f} MB, {data.seconds:.0f} s)"]
+    lines = [
+        f"data: {data.source} source, {len(t)} segments in {data.folder} "
+        f"({t['bytes'].sum() / 1e6:,.0f} MB, {data.seconds:.0f} s)"
+    ]
     train = t[t["split"] == "train"]
-    counts = pd.DataFrame({
-        "interictal": train[train["label"] == 0].groupby("patient").size(),
-        "preictal": train[train["label"] == 1].groupby("patient").size(),
-        "unsafe": train[~train["safe"]].groupby("patient").size(),
-        "safe_groups": train[train["safe"]].groupby("patient")["hour"].nunique(),
-        "test": t[t["split"] == "test"].groupby("patient").size(),
-    }).fillna(0).astype(int)
+    counts = (
+        pd.DataFrame(
+            {
+                "interictal": train[train["label"] == 0].groupby("patient").size(),
+                "preictal": train[train["label"] == 1].groupby("patient").size(),
+                "unsafe": train[~train["safe"]].groupby("patient").size(),
+                "safe_groups": train[train["safe"]].groupby("patient")["hour"].nunique(),
+                "test": t[t["split"] == "test"].groupby("patient").size(),
+            }
+        )
+        .fillna(0)
+        .astype(int)
+    )
     counts.index.name = "patient"
     lines += ["  " + line for line in counts.to_string().splitlines()]
     lines.append(f"  labels: {data.scan.labels_source}; checked: {data.reference}")

@@ -78,17 +78,39 @@ def plan(cfg: SyntheticConfig) -> list[PlannedSegment]:
                 key = (patient, 1, hour % cfg.preictal_hours) if leak else (patient, label, hour)
                 for seq in range(1, SEGMENTS_PER_HOUR + 1):
                     number = hour * SEGMENTS_PER_HOUR + seq
-                    planned.append(PlannedSegment(
-                        f"{patient}_{number}_{label}.mat", patient, label, key, seq, seq,
-                        not leak, "train", int(rng.integers(n // 20, n // 5)) if leak else 0,
-                        _dropout_share(rng)))
+                    planned.append(
+                        PlannedSegment(
+                            name=f"{patient}_{number}_{label}.mat",
+                            patient=patient,
+                            label=label,
+                            hour_key=key,
+                            sequence=seq,
+                            position=seq,
+                            safe=not leak,
+                            kind="train",
+                            shift=int(rng.integers(n // 20, n // 5)) if leak else 0,
+                            dropout=_dropout_share(rng),
+                        )
+                    )
         # Labelled preictal files of the old test set: numbered among unlabelled ones.
-        numbers = rng.choice(np.arange(1, 10 * cfg.extra_preictal + 2), cfg.extra_preictal,
-                             replace=False)
+        numbers = rng.choice(
+            np.arange(1, 10 * cfg.extra_preictal + 2), cfg.extra_preictal, replace=False
+        )
         for number in sorted(numbers.tolist()):
-            planned.append(PlannedSegment(
-                f"{patient}_{number}.mat", patient, 1, (patient, _CLASS_CODE["extra"], number),
-                None, 0, True, "old_test", 0, _dropout_share(rng)))
+            planned.append(
+                PlannedSegment(
+                    name=f"{patient}_{number}.mat",
+                    patient=patient,
+                    label=1,
+                    hour_key=(patient, _CLASS_CODE["extra"], number),
+                    sequence=None,
+                    position=0,
+                    safe=True,
+                    kind="old_test",
+                    shift=0,
+                    dropout=_dropout_share(rng),
+                )
+            )
         planned += _plan_test(rng, cfg, patient)
     # A few all-zero files, as the real folders have: one training, one test per patient.
     for patient in range(1, cfg.patients + 1):
@@ -99,8 +121,9 @@ def plan(cfg: SyntheticConfig) -> list[PlannedSegment]:
     return planned
 
 
-def _plan_test(rng: np.random.Generator, cfg: SyntheticConfig,
-               patient: int) -> list[PlannedSegment]:
+def _plan_test(
+    rng: np.random.Generator, cfg: SyntheticConfig, patient: int
+) -> list[PlannedSegment]:
     """Test hours with the patient's preictal rate, their segments shuffled in numbering."""
     rate = TEST_PREICTAL_RATE[(patient - 1) % len(TEST_PREICTAL_RATE)]
     labels = (rng.random(cfg.test_hours) < rate).astype(int)
@@ -111,9 +134,20 @@ def _plan_test(rng: np.random.Generator, cfg: SyntheticConfig,
     out = []
     for i, number in enumerate(numbers.tolist()):
         hour = i // SEGMENTS_PER_HOUR
-        out.append(PlannedSegment(
-            f"new_{patient}_{number}.mat", patient, int(labels[hour]),
-            (patient, _CLASS_CODE["test"], hour), None, i % SEGMENTS_PER_HOUR + 1, True, "test", 0, _dropout_share(rng)))
+        out.append(
+            PlannedSegment(
+                name=f"new_{patient}_{number}.mat",
+                patient=patient,
+                label=int(labels[hour]),
+                hour_key=(patient, _CLASS_CODE["test"], hour),
+                sequence=None,
+                position=i % SEGMENTS_PER_HOUR + 1,
+                safe=True,
+                kind="test",
+                shift=0,
+                dropout=_dropout_share(rng),
+            )
+        )
     return out
 
 
@@ -122,8 +156,9 @@ def _dropout_share(rng: np.random.Generator) -> float:
     return float(rng.uniform(0.005, 0.3)) if rng.random() < 0.4 else 0.0
 
 
-def generate(cfg: SyntheticConfig, folder: Path, *, workers: int = 1,
-             progress: bool = True) -> Path:
+def generate(
+    cfg: SyntheticConfig, folder: Path, *, workers: int = 1, progress: bool = True
+) -> Path:
     """Write the synthetic set into ``folder`` (competition layout); return the labels path.
 
     Skips everything when the folder already holds a complete set from the same settings,
@@ -146,15 +181,28 @@ def generate(cfg: SyntheticConfig, folder: Path, *, workers: int = 1,
     for sub in {(folder / kaggle_path(s.name)).parent for s in planned}:
         sub.mkdir(parents=True, exist_ok=True)
     jobs = ((cfg, s, folder / kaggle_path(s.name)) for s in todo)
-    bar = tqdm(total=len(planned), initial=len(planned) - len(todo), unit="file",
-               desc="synthetic", disable=not progress)
+    bar = tqdm(
+        total=len(planned),
+        initial=len(planned) - len(todo),
+        unit="file",
+        desc="synthetic",
+        disable=not progress,
+    )
     with bar:
         for _ in _map(_write_one, jobs, workers):
             bar.update()
 
     _write_tables(cfg, planned, folder, labels_path)
-    marker.write_text(json.dumps({"settings": settings, "files": len(planned),
-                                  "test_labels": str(labels_path.resolve())}, indent=1))
+    marker.write_text(
+        json.dumps(
+            {
+                "settings": settings,
+                "files": len(planned),
+                "test_labels": str(labels_path.resolve()),
+            },
+            indent=1,
+        )
+    )
     return labels_path
 
 
@@ -168,12 +216,17 @@ def _map(func, jobs: Iterator, workers: int) -> Iterator:
 
 def _write_one(job: tuple[SyntheticConfig, PlannedSegment, Path]) -> None:
     cfg, segment, path = job
-    write_segment(path, segment_signal(cfg, segment), sequence=segment.sequence,
-                  sampling_rate=cfg.sampling_rate)
+    write_segment(
+        path,
+        segment_signal(cfg, segment),
+        sequence=segment.sequence,
+        sampling_rate=cfg.sampling_rate,
+    )
 
 
-def _write_tables(cfg: SyntheticConfig, planned: list[PlannedSegment], folder: Path,
-                  labels_path: Path) -> None:
+def _write_tables(
+    cfg: SyntheticConfig, planned: list[PlannedSegment], folder: Path, labels_path: Path
+) -> None:
     """The labels file, the sample submission, and the test labels (outside the folder)."""
     rng = np.random.default_rng([cfg.seed, 1])
     with open(folder / "train_and_test_data_labels_safe.csv", "w", newline="") as f:
@@ -192,8 +245,11 @@ def _write_tables(cfg: SyntheticConfig, planned: list[PlannedSegment], folder: P
         out = csv.writer(f)
         out.writerow(["image", "class", "usage"])
         for s in tests:
-            usage = "Ignored" if s.dropout >= 1.0 else (
-                "Public" if rng.random() < PUBLIC_SHARE else "Private")
+            usage = (
+                "Ignored"
+                if s.dropout >= 1.0
+                else ("Public" if rng.random() < PUBLIC_SHARE else "Private")
+            )
             out.writerow([ecosystem_test_name(s.name), s.label, usage])
 
 
@@ -213,12 +269,22 @@ def _patient(seed: int, patient: int) -> _Patient:
     rng = np.random.default_rng([seed, 2, patient])
     shared = rng.standard_normal((CHANNELS, 3))
     mixing = np.eye(CHANNELS) + 0.35 * shared @ rng.standard_normal((3, CHANNELS))
-    rhythms = np.column_stack([rng.uniform([2, 8, 18], [5, 12, 26]),
-                               rng.uniform([1, 1.5, 3], [2, 3, 6]),
-                               rng.uniform([1.5, 2, 0.8], [3, 4, 1.5])])
+    rhythms = np.column_stack(
+        [
+            rng.uniform([2, 8, 18], [5, 12, 26]),
+            rng.uniform([1, 1.5, 3], [2, 3, 6]),
+            rng.uniform([1.5, 2, 0.8], [3, 4, 1.5]),
+        ]
+    )
     i = (patient - 1) % len(SIGNATURE_STRENGTH)
-    return _Patient(mixing, rng.lognormal(0, 0.3, CHANNELS), rhythms,
-                    float(rng.uniform(1.6, 2.0)), PREICTAL_BANDS[i], SIGNATURE_STRENGTH[i])
+    return _Patient(
+        mixing,
+        rng.lognormal(0, 0.3, CHANNELS),
+        rhythms,
+        float(rng.uniform(1.6, 2.0)),
+        PREICTAL_BANDS[i],
+        SIGNATURE_STRENGTH[i],
+    )
 
 
 def segment_signal(cfg: SyntheticConfig, segment: PlannedSegment) -> np.ndarray:
@@ -240,7 +306,8 @@ def segment_signal(cfg: SyntheticConfig, segment: PlannedSegment) -> np.ndarray:
     if preictal:
         log_power += traits.strength * in_band * hour.uniform(0.6, 1.4)
     spectrum = rng.standard_normal((CHANNELS, freqs.size)) + 1j * rng.standard_normal(
-        (CHANNELS, freqs.size))
+        (CHANNELS, freqs.size)
+    )
     spectrum *= np.exp(log_power / 2)
     spectrum[:, (freqs < 0.1) | (freqs > 0.95 * fs / 2)] = 0
     sources = np.fft.irfft(spectrum, n=n, axis=1)  # (channels, samples)
@@ -280,4 +347,4 @@ def _drop_out(rng: np.random.Generator, signal: np.ndarray, share: float) -> Non
     for length in pieces:
         if length:
             start = int(rng.integers(0, n - length + 1))
-            signal[start:start + length] = 0
+            signal[start : start + length] = 0
