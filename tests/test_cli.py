@@ -91,3 +91,41 @@ def test_every_make_target_resolves(target):
         ["make", "-n", target], cwd=ROOT, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_ctrl_c_leaves_no_half_file_and_a_rerun_completes(tmp_path):
+    """SIGINT to the whole process group, as a terminal's Ctrl-C sends it."""
+    import os
+    import signal
+    import time
+
+    root = tmp_path / "data"
+    args = [
+        sys.executable,
+        "-m",
+        "deepsync",
+        "--no-progress",
+        "--workers",
+        "2",
+        "--set",
+        "synthetic.seconds=30",
+        "data",
+        "--root",
+        str(root),
+    ]
+    process = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    deadline = time.monotonic() + 120
+    while not list(root.rglob("*.mat")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "interrupted; rerun to resume" in stderr and "Traceback" not in stderr
+    written = list(root.rglob("*.mat"))
+    assert written and not list(root.rglob("*.partial"))
+    assert not (root / "synthetic" / "SYNTHETIC.json").exists()
+    rerun = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "240 segments" in rerun.stdout and "problems: none" in rerun.stdout

@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import pandas as pd
 
 from deepsync.config import Config
 from deepsync.data import synthetic
+from deepsync.data.archive import reference_md5
 from deepsync.data.index import Scan, save_index, scan_folder
 
 INDEX_FILE = "segments.csv"
@@ -57,6 +57,8 @@ def prepare(config: Config, *, workers: int = 1, progress: bool = True) -> DataS
     if marker.exists():
         reference = "synthetic set (generated and written by this kit)"
         test_labels = Path(json.loads(marker.read_text())["test_labels"])
+    elif source == "kaggle":
+        reference = "every listed file's size and MD5, as downloaded"
     else:
         reference = _check_sizes(scan)
     root.mkdir(parents=True, exist_ok=True)
@@ -80,14 +82,10 @@ def prepare(config: Config, *, workers: int = 1, progress: bool = True) -> DataS
 def _check_sizes(scan: Scan) -> str:
     """Compare Kaggle-layout files with the original sizes; note each mismatch as a problem.
 
-    A full MD5 check is the kaggle source's job; in place, a size check is cheap and
+    The kaggle source checks MD5s as it downloads; in place, a size check is cheap and
     catches truncated copies.
     """
-    table = resources.files("deepsync.data").joinpath("reference", "original_files_md5.tsv")
-    sizes = {}
-    for line in table.read_text().splitlines()[1:]:
-        name, size, _ = line.split("\t")
-        sizes[name.rsplit("/", 1)[-1]] = int(size)
+    sizes = {name.rsplit("/", 1)[-1]: size for name, (size, _) in reference_md5().items()}
     kaggle = scan.segments[scan.segments["layout"] == "kaggle"]
     listed = kaggle[kaggle["segment"].isin(sizes.keys())]
     for row in listed.itertuples():

@@ -22,8 +22,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
+from contextlib import closing
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from tqdm import tqdm
 from deepsync.config import SyntheticConfig
 from deepsync.data.layout import SEGMENTS_PER_HOUR, ecosystem_test_name, kaggle_path
 from deepsync.data.segment import CHANNELS, write_segment
+from deepsync.parallel import parallel_map
 
 MARKER = "SYNTHETIC.json"  # written last: its presence means the set is complete
 TEST_LABELS = "synthetic_test_labels.csv"  # beside (outside) the data folder
@@ -188,8 +188,8 @@ def generate(
         desc="synthetic",
         disable=not progress,
     )
-    with bar:
-        for _ in _map(_write_one, jobs, workers):
+    with bar, closing(parallel_map(_write_one, jobs, workers)) as written:
+        for _ in written:
             bar.update()
 
     _write_tables(cfg, planned, folder, labels_path)
@@ -204,14 +204,6 @@ def generate(
         )
     )
     return labels_path
-
-
-def _map(func, jobs: Iterator, workers: int) -> Iterator:
-    if workers <= 1:
-        yield from map(func, jobs)
-        return
-    with ProcessPoolExecutor(workers) as pool:
-        yield from pool.map(func, jobs, chunksize=2)
 
 
 def _write_one(job: tuple[SyntheticConfig, PlannedSegment, Path]) -> None:

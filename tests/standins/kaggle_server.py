@@ -1,0 +1,277 @@
+"""A stand-in for Kaggle's API on http://localhost:7777, for the real kaggle client.
+
+kagglesdk sends every call to ``http://localhost:7777`` when
+``KAGGLE_API_ENVIRONMENT=TEST``. Each call is ``POST /api/v1/<service>/<method>`` with a
+JSON body of camelCase fields (HTTP basic auth for KAGGLE_USERNAME/KAGGLE_KEY, or a
+bearer token); an error is any status >= 400, with Kaggle's JSON shape
+``{"code": 403, "message": "..."}``. What this stand-in answers, read from kagglesdk
+0.1.38 and kaggle 2.2.5:
+
+- ``competitions.CompetitionApiService/ListDataFiles`` ``{competitionName, pageSize,
+  pageToken}`` -> ``{files: [{ref, name, totalBytes}], nextPageToken}``.
+- ``datasets.DatasetApiService/ListDatasetFiles`` ``{ownerSlug, datasetSlug, pageSize,
+  pageToken}`` -> ``{datasetFiles: [{ref, name, totalBytes}], nextPageToken}``.
+- ``competitions.CompetitionApiService/DownloadDataFile`` ``{competitionName, fileName}``
+  and ``datasets.DatasetApiService/DownloadDataset`` ``{ownerSlug, datasetSlug,
+  fileName}`` -> ``302`` to a storage URL whose last path part is the file name (the
+  client names the local file after it); requests follows it with a GET. The file's
+  answer carries Content-Length (the client checks the final size), Last-Modified
+  (``%a, %d %b %Y %H:%M:%S GMT``; it decides whether a local copy is current),
+  ETag and ``Accept-Ranges: bytes`` (its resume: ``Range: bytes=N-`` with
+  ``If-Range: <etag>``, answered ``206`` with Content-Range, or ``200`` for the whole file).
+
+- ``security.OAuthService/IntrospectToken`` ``{token}`` -> ``{active, username}``: how the
+  client checks a KAGGLE_API_TOKEN before using it as a bearer token.
+
+Modes: ``files`` (name -> bytes), ``tokens`` (access token -> user name), ``empty`` (the
+lists come back empty), ``forbidden`` (downloads answer 403 as when the competition's
+rules are not accepted; listing still works, as on Kaggle). Every request is recorded
+in ``requests``.
+
+Use: ``point_kaggle_client_here(monkeypatch, tmp_path / "home", user, key)``, then
+``with running_stand_in() as server:`` (a background thread, stopped when the block ends).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import io
+import json
+import os
+import threading
+import urllib.parse
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+HOST, PORT = "127.0.0.1", 7777  # loopback only; the port kagglesdk's TEST environment uses
+API = "/api/v1/"
+STORAGE = "/storage/"  # stands in for the signed cloud-storage URLs Kaggle redirects to
+MAX_BODY_BYTES = 1 << 16  # API calls carry small JSON bodies; refuse anything bigger
+SOCKET_TIMEOUT_S = 10
+LAST_MODIFIED = "Mon, 05 Dec 2016 12:00:00 GMT"  # the competition's close, in the client's format
+RULES_MESSAGE = "You must accept this competition's rules before you'll be able to download files."
+
+
+@dataclass
+class Recorded:
+    """One request as the stand-in saw it (credentials reduced to the user name)."""
+
+    method: str
+    path: str
+    body: dict
+    user: str | None
+    headers: dict[str, str]
+
+
+@dataclass
+class KaggleStandIn:
+    """What the stand-in serves, and what it was asked."""
+
+    files: dict[str, bytes] = field(default_factory=dict)
+    tokens: dict[str, str] = field(default_factory=dict)  # KAGGLE_API_TOKEN -> user
+    empty: bool = False
+    forbidden: bool = False
+    max_page_size: int = 200
+    requests: list[Recorded] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def record(self, entry: Recorded) -> None:
+        with self._lock:
+            self.requests.append(entry)
+
+    def calls(self, method_name: str) -> list[Recorded]:
+        """Recorded API calls to ``method_name`` (e.g. ``DownloadDataFile``)."""
+        return [r for r in self.requests if r.path.endswith("/" + method_name)]
+
+    def downloads(self) -> list[Recorded]:
+        """Recorded GETs of file contents."""
+        return [r for r in self.requests if r.path.startswith(STORAGE)]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    timeout = SOCKET_TIMEOUT_S
+
+    def log_message(self, *args):
+        pass  # keep pytest's output clean
+
+    # -- API calls -------------------------------------------------------------------
+
+    def do_POST(self):
+        body = self._json_body()
+        self._record(body)
+        if body is None:
+            return self._json(400, {"code": 400, "message": "body must be a JSON object"})
+        method = self.path.removeprefix(API)
+        if method == "security.OAuthService/IntrospectToken":
+            user = self.server.state.tokens.get(body.get("token", ""))
+            return self._json(200, {"active": True, "username": user} if user else {})
+        if self._user() is None:
+            return self._json(401, {"code": 401, "message": "Unauthenticated"})
+        if method in (
+            "competitions.CompetitionApiService/ListDataFiles",
+            "datasets.DatasetApiService/ListDatasetFiles",
+        ):
+            return self._list(body, "datasetFiles" if method.startswith("datasets") else "files")
+        if method in (
+            "competitions.CompetitionApiService/DownloadDataFile",
+            "datasets.DatasetApiService/DownloadDataset",
+        ):
+            return self._redirect_to_file(body)
+        return self._json(404, {"code": 404, "message": f"no such method: {self.path}"})
+
+    def _list(self, body: dict, key: str):
+        state = self.server.state
+        names = [] if state.empty else sorted(state.files)
+        size = min(int(body.get("pageSize") or 20), state.max_page_size)
+        start = int(body.get("pageToken") or 0)
+        page = names[start : start + size]
+        answer = {key: [{"ref": n, "name": n, "totalBytes": len(state.files[n])} for n in page]}
+        if start + size < len(names):
+            answer["nextPageToken"] = str(start + size)
+        self._json(200, answer)
+
+    def _redirect_to_file(self, body: dict):
+        state = self.server.state
+        if state.forbidden:
+            return self._json(403, {"code": 403, "message": RULES_MESSAGE})
+        name = body.get("fileName", "")
+        if state.empty or name not in state.files:
+            return self._json(404, {"code": 404, "message": f"file {name!r} not found"})
+        self.send_response(302)
+        self.send_header("Location", STORAGE + urllib.parse.quote(name) + "?signature=test")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    # -- file contents ---------------------------------------------------------------
+
+    def do_GET(self):
+        self._record({})
+        path = urllib.parse.urlsplit(self.path).path
+        name = urllib.parse.unquote(path.removeprefix(STORAGE))
+        content = self.server.state.files.get(name)
+        if not path.startswith(STORAGE) or content is None:
+            return self._json(404, {"code": 404, "message": "not found"})
+        etag = etag_of(content)
+        start = self._range_start(etag, len(content))
+        self.send_response(206 if start else 200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(content) - start))
+        if start:
+            self.send_header("Content-Range", f"bytes {start}-{len(content) - 1}/{len(content)}")
+        self.send_header("Last-Modified", LAST_MODIFIED)
+        self.send_header("ETag", etag)
+        self.send_header("Accept-Ranges", "bytes")
+        self.end_headers()
+        self.wfile.write(content[start:])
+
+    def _range_start(self, etag: str, size: int) -> int:
+        """Where a ``Range: bytes=N-`` asks to start; 0 (whole file) if absent or stale."""
+        wanted = self.headers.get("Range", "")
+        if not wanted.startswith("bytes=") or not wanted.endswith("-"):
+            return 0
+        if self.headers.get("If-Range", etag) != etag:
+            return 0
+        start = int(wanted.removeprefix("bytes=").removesuffix("-"))
+        return start if 0 < start < size else 0
+
+    # -- plumbing --------------------------------------------------------------------
+
+    def _json_body(self) -> dict | None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY_BYTES:
+            return None
+        try:
+            body = json.loads(self.rfile.read(length) or b"{}")
+        except ValueError:
+            return None
+        return body if isinstance(body, dict) else None
+
+    def _user(self) -> str | None:
+        """The caller's user name from basic auth or a known bearer token, else None."""
+        auth = self.headers.get("Authorization", "")
+        if auth.startswith("Bearer "):
+            return self.server.state.tokens.get(auth.removeprefix("Bearer "))
+        if auth.startswith("Basic "):
+            try:
+                user, _, key = base64.b64decode(auth[6:]).decode().partition(":")
+            except ValueError:
+                return None
+            return user if user and key else None
+        return None
+
+    def _record(self, body: dict | None):
+        headers = {k: v for k, v in self.headers.items() if k.lower() != "authorization"}
+        self.server.state.record(
+            Recorded(self.command, self.path.split("?")[0], body or {}, self._user(), headers)
+        )
+
+    def _json(self, status: int, payload: dict):
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def etag_of(content: bytes) -> str:
+    """The ETag the stand-in sends for ``content`` (quoted MD5, as cloud storage does)."""
+    return '"' + hashlib.md5(content, usedforsecurity=False).hexdigest() + '"'
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True  # a stuck client never keeps pytest from exiting
+    allow_reuse_address = True
+
+    def __init__(self, state: KaggleStandIn):
+        super().__init__((HOST, PORT), _Handler)
+        self.state = state
+
+
+@contextlib.contextmanager
+def running_stand_in(state: KaggleStandIn | None = None) -> Iterator[KaggleStandIn]:
+    """Serve ``state`` on 127.0.0.1:7777 from a background thread until the block ends."""
+    state = state or KaggleStandIn()
+    try:
+        server = _Server(state)
+    except OSError as error:
+        raise RuntimeError(f"the Kaggle stand-in cannot listen on {HOST}:{PORT}: {error}") from None
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=SOCKET_TIMEOUT_S)
+
+
+def point_kaggle_client_here(monkeypatch: pytest.MonkeyPatch, home: Path, user: str, key: str):
+    """Send the real kaggle client to the stand-in, with dummy credentials and its own HOME.
+
+    Every KAGGLE_* and proxy variable of the caller's environment is dropped, so no real
+    credential is ever read. KaggleApi fixes its config path when first imported in a
+    process: it is pointed at ``home`` too.
+    """
+    for name in list(os.environ):
+        if name.startswith("KAGGLE_") or name.lower().endswith("_proxy") or name == "VERBOSE":
+            monkeypatch.delenv(name)
+    home.mkdir(parents=True, exist_ok=True)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(home / ".kaggle"))
+    monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
+    monkeypatch.setenv("KAGGLE_API_ENVIRONMENT", "TEST")  # kagglesdk: http://localhost:7777
+    monkeypatch.setenv("KAGGLE_USERNAME", user)
+    monkeypatch.setenv("KAGGLE_KEY", key)
+    with contextlib.redirect_stdout(io.StringIO()):  # kaggle authenticates when imported
+        from kaggle.api.kaggle_api_extended import KaggleApi
+    monkeypatch.setattr(KaggleApi, "config_dir", str(home / ".kaggle"))
+    monkeypatch.setattr(KaggleApi, "config", str(home / ".kaggle" / "kaggle.json"))
