@@ -69,11 +69,34 @@ def test_debug_shows_the_traceback(tmp_path):
     assert "Traceback" in result.stderr
 
 
-def test_bad_setting_is_one_line():
-    result = run("--set", "synthetic.sedd=1", "data")
+@pytest.mark.parametrize(
+    "args", [("--set", "synthetic.sedd=1", "data"), ("data", "--set", "synthetic.sedd=1")]
+)
+def test_bad_setting_is_one_line_before_or_after_the_stage(args):
+    result = run(*args)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1
     assert "synthetic.seed" in result.stderr
+
+
+def test_options_after_the_stage_add_to_those_before(tmp_path):
+    from deepsync.cli import _overrides
+
+    args = build_parser().parse_args(
+        [
+            "--set",
+            "synthetic.seed=3",
+            "--workers",
+            "2",
+            "data",
+            "--set",
+            "synthetic.seconds=9",
+            "--root",
+            "x",
+        ]
+    )
+    assert args.workers == 2 and not args.debug
+    assert _overrides(args) == ["synthetic.seed=3", "synthetic.seconds=9", "data.root=x"]
 
 
 def makefile_targets():

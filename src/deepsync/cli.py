@@ -25,20 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
         "then --set section.key=value.",
     )
     parser.add_argument("--version", action="version", version=f"deepsync {__version__}")
-    parser.add_argument("--profile", type=Path, help="TOML file of settings")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override one setting, e.g. synthetic.seed=7",
-    )
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    parser.add_argument(
-        "--workers", type=int, default=0, help="processes for parallel work (default: all cores)"
-    )
+    _add_common_options(parser, top_level=True)
     stages = parser.add_subparsers(dest="stage", metavar="STAGE", required=True)
 
     data = stages.add_parser(
@@ -56,8 +43,35 @@ def build_parser() -> argparse.ArgumentParser:
         help="source=kaggle: a Kaggle dataset holding a copy of the data",
     )
     data.add_argument("--root", help="the kit's data folder (default: data)")
+    _add_common_options(data, top_level=False)
     data.set_defaults(run=_run_data)
     return parser
+
+
+def _add_common_options(parser: argparse.ArgumentParser, *, top_level: bool) -> None:
+    """Options that work before or after the stage name (``deepsync data --debug``).
+
+    A stage's copies default to SUPPRESS so they never undo what came before the stage;
+    its ``--set`` values go to their own list, applied after the top-level ones.
+    """
+    default = {} if top_level else {"default": argparse.SUPPRESS}
+    parser.add_argument("--profile", type=Path, help="TOML file of settings", **default)
+    parser.add_argument(
+        "--set",
+        dest="overrides" if top_level else "stage_overrides",
+        action="append",
+        default=[] if top_level else argparse.SUPPRESS,
+        metavar="KEY=VALUE",
+        help="override one setting, e.g. synthetic.seed=7",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks", **default)
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars", **default)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help="processes for parallel work (default: all cores)",
+        **({"default": 0} if top_level else default),
+    )
 
 
 def _overrides(args: argparse.Namespace) -> list[str]:
@@ -68,11 +82,15 @@ def _overrides(args: argparse.Namespace) -> list[str]:
         "kaggle_dataset": "data.kaggle_dataset",
         "root": "data.root",
     }
-    return list(args.overrides) + [
-        f"{key}={getattr(args, name)}"
-        for name, key in pairs.items()
-        if getattr(args, name, None) is not None
-    ]
+    return (
+        list(args.overrides)
+        + list(getattr(args, "stage_overrides", []))
+        + [
+            f"{key}={getattr(args, name)}"
+            for name, key in pairs.items()
+            if getattr(args, name, None) is not None
+        ]
+    )
 
 
 def _run_data(config: Config, args: argparse.Namespace) -> int:
