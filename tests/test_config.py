@@ -37,7 +37,7 @@ def test_profile_then_overrides(tmp_path):
     "override, message",
     [
         ("synthetic.secs=3", "valid: synthetic.seed"),
-        ("nosuch.key=3", "valid sections: data, synthetic"),
+        ("nosuch.key=3", "valid sections: data, synthetic, features"),
         ("synthetic.seconds=ten", "not a valid int"),
         ("synthetic.seconds=2.5", "not a valid int"),
         ("synthetic.seconds=601", "between 1 and 600"),

@@ -45,6 +45,16 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--root", help="the kit's data folder (default: data)")
     _add_common_options(data, top_level=False)
     data.set_defaults(run=_run_data)
+
+    features = stages.add_parser(
+        "features",
+        help="cache per-electrode log spectrograms and band powers",
+        description="Run every indexed segment through the spectrogram kernel into "
+        "cache/features-<hash>/ (resumable: a rerun skips what is cached). Settings: "
+        "[features] section, e.g. --set features.bands=64.",
+    )
+    _add_common_options(features, top_level=False)
+    features.set_defaults(run=_run_features)
     return parser
 
 
@@ -98,6 +108,21 @@ def _run_data(config: Config, args: argparse.Namespace) -> int:
 
     data = prepare(config, workers=args.workers, progress=not args.no_progress)
     print(summary(data))
+    return 0
+
+
+def _run_features(config: Config, args: argparse.Namespace) -> int:
+    from deepsync.features.stage import build_features, summary
+
+    report = build_features(config, workers=args.workers, progress=not args.no_progress)
+    print(summary(report))
+    if not report.ok:
+        print(
+            f"deepsync features: error: {len(report.failed)} segments could not be read; "
+            "fix or remove them (see above), then rerun",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

@@ -49,11 +49,27 @@ class SyntheticConfig:
 
 
 @dataclass(frozen=True)
+class FeaturesConfig:
+    """The spectrogram image stack and band-power table that `make features` caches."""
+
+    cache_root: Path = Path("cache")  # features land in cache/features-<parameter hash>/
+    window_seconds: float = 1.0  # STFT frame (Hann window) length
+    hop_seconds: float = 0.5  # STFT hop
+    bands: int = 80  # log-spaced frequency bands up to Nyquist (image height)
+    min_hz: float = 1.0  # lowest band edge
+    frames: int = 144  # time frames the STFT frames are pooled into (image width)
+    table_window_seconds: float = 30.0  # window of the band-power table (20-30 s in 2016)
+    table_max_dropout: float = 0.5  # a table window losing more than this is dropped
+    impute_max_frames: int = 2  # masked gaps up to this many pooled frames are interpolated
+
+
+@dataclass(frozen=True)
 class Config:
     """Every setting of the kit, one section per concern."""
 
     data: DataConfig = field(default_factory=DataConfig)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
 
     def validate(self) -> Config:
         """Check values that a type alone cannot; return self so calls chain."""
@@ -77,7 +93,21 @@ class Config:
             raise DeepSyncError("synthetic.unsafe_hours must be below synthetic.interictal_hours")
         if s.extra_preictal < 0:
             raise DeepSyncError("synthetic.extra_preictal must not be negative")
+        self._validate_features()
         return self
+
+    def _validate_features(self) -> None:
+        f = self.features
+        if not 0 < f.hop_seconds <= f.window_seconds:
+            raise DeepSyncError("features.hop_seconds must be above 0 and at most window_seconds")
+        if f.bands < 1 or f.frames < 1:
+            raise DeepSyncError("features.bands and features.frames must be at least 1")
+        if f.table_window_seconds < f.window_seconds:
+            raise DeepSyncError("features.table_window_seconds must be at least window_seconds")
+        if not 0 <= f.table_max_dropout <= 1:
+            raise DeepSyncError("features.table_max_dropout must be between 0 and 1")
+        if f.min_hz <= 0 or f.impute_max_frames < 0:
+            raise DeepSyncError("features.min_hz must be positive, impute_max_frames >= 0")
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """The resolved configuration as plain JSON-ready values."""

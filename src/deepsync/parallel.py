@@ -17,23 +17,28 @@ Result = TypeVar("Result")
 QUEUED_PER_WORKER = 2
 
 
-def _ignore_interrupts() -> None:
+def _start_worker(initializer: Callable[[], None] | None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if initializer is not None:
+        initializer()
 
 
 def parallel_map(
-    func: Callable[[Job], Result], jobs: Iterable[Job], workers: int
+    func: Callable[[Job], Result],
+    jobs: Iterable[Job],
+    workers: int,
+    initializer: Callable[[], None] | None = None,
 ) -> Iterator[Result]:
     """Results of ``func`` over ``jobs`` as they complete (any order), in ``workers`` processes.
 
     ``workers <= 1`` runs in this process, which keeps tracebacks and debuggers simple.
-    Use it under ``contextlib.closing`` so that an interrupt in the consuming loop shuts
-    the pool down there and then.
+    ``initializer`` runs once in each worker process. Use it under ``contextlib.closing``
+    so that an interrupt in the consuming loop shuts the pool down there and then.
     """
     if workers <= 1:
         yield from map(func, jobs)
         return
-    pool = ProcessPoolExecutor(workers, initializer=_ignore_interrupts)
+    pool = ProcessPoolExecutor(workers, initializer=_start_worker, initargs=(initializer,))
     pending: set[Future] = set()
     try:
         for job in jobs:

@@ -1,0 +1,174 @@
+"""The feature cache: one memory-mappable array per product, rows in segment-index order.
+
+Layout of ``cache/features-<hash of the parameters>/``:
+- ``params.json``: the parameters the hash covers (a change never serves stale features);
+- ``stacks.npy``: float16 (segments, channels, bands, frames), the CNN's image stacks;
+- ``table.npy``: float32 (segments, windows, channels, 12), band powers per window;
+- ``windows.npy``: bool (segments, windows), table windows kept (dropout below the limit);
+- ``segments.csv``: the segment index plus row, status, dropout, all_zero, frames_valid,
+  windows_valid; written when a run ends;
+- ``journal.jsonl``: one line per finished segment, appended only after its rows are
+  written, so a killed run resumes where it stopped and never trusts a half-written row.
+
+Only the main process writes, with ``pwrite`` at each row's offset: its memory stays
+small however big the arrays grow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from deepsync.config import FeaturesConfig
+from deepsync.errors import DeepSyncError
+
+KERNEL_VERSION = 1  # part of the hash: bump when the kernel's output changes
+TABLE_COLUMNS = 12  # log power in 6 bands, then log share of the total
+ARRAYS = ("stacks", "table", "windows")
+
+
+def cache_folder(params: FeaturesConfig) -> Path:
+    """``cache_root/features-<hash>``: the hash covers every parameter that shapes output."""
+    return Path(params.cache_root) / f"features-{params_hash(params)}"
+
+
+def params_hash(params: FeaturesConfig) -> str:
+    described = {k: v for k, v in asdict(params).items() if k != "cache_root"}
+    described["kernel_version"] = KERNEL_VERSION
+    text = json.dumps(described, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class Shapes:
+    """Array shapes of one cache."""
+
+    segments: int
+    channels: int
+    bands: int
+    frames: int
+    windows: int
+
+    def of(self, name: str) -> tuple[tuple[int, ...], np.dtype]:
+        n, c = self.segments, self.channels
+        return {
+            "stacks": ((n, c, self.bands, self.frames), np.dtype(np.float16)),
+            "table": ((n, self.windows, c, TABLE_COLUMNS), np.dtype(np.float32)),
+            "windows": ((n, self.windows), np.dtype(np.bool_)),
+        }[name]
+
+
+class RowWriter:
+    """Writes rows into the cache's .npy files in place (``pwrite``), and keeps the journal."""
+
+    def __init__(self, folder: Path, shapes: Shapes):
+        self.folder, self.shapes = folder, shapes
+        self.files, self.offsets = {}, {}
+        for name in ARRAYS:
+            path = folder / f"{name}.npy"
+            shape, dtype = shapes.of(name)
+            if not _has_shape(path, shape, dtype):
+                np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape).flush()
+            fd = os.open(path, os.O_RDWR)
+            row_bytes = int(np.prod(shape[1:])) * dtype.itemsize
+            self.files[name] = fd
+            self.offsets[name] = (os.fstat(fd).st_size - shape[0] * row_bytes, row_bytes)
+        self.journal = open(folder / "journal.jsonl", "a")  # noqa: SIM115 - closed in close()
+
+    def write(self, row: int, arrays: dict[str, np.ndarray], record: dict) -> None:
+        """Write one segment's rows, then journal it (the order makes a kill harmless)."""
+        for name, values in arrays.items():
+            header, row_bytes = self.offsets[name]
+            data = np.ascontiguousarray(values, dtype=self.shapes.of(name)[1]).tobytes()
+            if len(data) != row_bytes:
+                raise DeepSyncError(f"internal: {name} row of {len(data)} bytes, not {row_bytes}")
+            os.pwrite(self.files[name], data, header + row * row_bytes)
+        self.journal.write(json.dumps({"row": row, **record}) + "\n")
+        self.journal.flush()
+
+    def close(self) -> None:
+        for fd in self.files.values():
+            os.close(fd)
+        self.journal.close()
+
+
+def _has_shape(path: Path, shape: tuple[int, ...], dtype: np.dtype) -> bool:
+    if not path.exists():
+        return False
+    try:
+        array = np.load(path, mmap_mode="r")
+    except (ValueError, OSError):
+        return False
+    return array.shape == shape and array.dtype == dtype
+
+
+def read_journal(folder: Path) -> dict[int, dict]:
+    """Finished rows: row -> record. A torn last line (a kill mid-write) is ignored."""
+    path = folder / "journal.jsonl"
+    done = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            done[record["row"]] = record
+    return done
+
+
+@dataclass
+class FeatureCache:
+    """A finished cache, memory-mapped: what the training loader reads."""
+
+    folder: Path
+    segments: pd.DataFrame  # one row per segment, ``row`` indexes the arrays
+    stacks: np.ndarray  # float16 (segments, channels, bands, frames), memory-mapped
+    table: np.ndarray  # float32 (segments, windows, channels, 12), memory-mapped
+    windows: np.ndarray  # bool (segments, windows)
+
+    @classmethod
+    def open(cls, folder: Path) -> FeatureCache:
+        folder = Path(folder)
+        if not (folder / "segments.csv").exists():
+            raise DeepSyncError(f"no finished feature cache in {folder}; run `make features`")
+        segments = pd.read_csv(folder / "segments.csv", dtype={"segment": str, "hour": str})
+        arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in ARRAYS}
+        return cls(folder, segments, **arrays)
+
+    def band_power_table(self) -> pd.DataFrame:
+        """The winners' features: one row per kept window of every cached segment.
+
+        Columns: segment, patient, split, label, hour, window, then per electrode e and band
+        b ``e{e}_b{b}_log`` (log power) and ``e{e}_b{b}_rel`` (log share of the total).
+        """
+        ok = self.segments[self.segments["status"] == "ok"]
+        rows = []
+        for row in ok.itertuples():
+            for w in np.flatnonzero(self.windows[row.row]):
+                rows.append((row.row, w))
+        if not rows:
+            return pd.DataFrame()
+        index = np.array(rows)
+        values = np.asarray(self.table[index[:, 0], index[:, 1]])  # (rows, C, 12)
+        channels = values.shape[1]
+        names = [
+            f"e{e + 1}_b{b + 1}_{kind}"
+            for e in range(channels)
+            for kind in ("log", "rel")
+            for b in range(TABLE_COLUMNS // 2)
+        ]
+        flat = values.reshape(len(index), channels, 2, TABLE_COLUMNS // 2).reshape(len(index), -1)
+        meta = (
+            self.segments.set_index("row")
+            .loc[index[:, 0], ["segment", "patient", "split", "label", "hour"]]
+            .reset_index(drop=True)
+        )
+        return pd.concat(
+            [meta.assign(window=index[:, 1]), pd.DataFrame(flat, columns=names)], axis=1
+        )

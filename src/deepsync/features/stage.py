@@ -1,0 +1,256 @@
+"""`make features`: every indexed segment through the kernel into the cache, resumably.
+
+Workers (processes) read, decode and transform segments; the main process writes rows
+and the journal. A rerun skips segments already cached from the same file (path, size,
+modification time) with the same parameters; a file that cannot be read is listed with
+its reason while the rest goes on, and the run then ends with a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import time
+import warnings
+from contextlib import closing
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from deepsync.config import Config, FeaturesConfig
+from deepsync.data.index import load_index
+from deepsync.data.segment import read_segment
+from deepsync.data.stage import INDEX_FILE
+from deepsync.errors import DeepSyncError
+from deepsync.features.cache import (
+    ARRAYS,
+    FeatureCache,
+    RowWriter,
+    Shapes,
+    cache_folder,
+    params_hash,
+    read_journal,
+)
+from deepsync.features.spectrogram import plan_for, segment_features
+from deepsync.parallel import parallel_map
+
+PREFETCH = 4  # files asked of the page cache ahead of the workers
+
+
+@dataclass
+class FeatureReport:
+    """What a `make features` run did."""
+
+    folder: Path
+    total: int
+    computed: int = 0
+    reused: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    warned: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def build_features(config: Config, *, workers: int = 1, progress: bool = True) -> FeatureReport:
+    """Cache the features of every segment in the data stage's index."""
+    started = time.perf_counter()
+    index = load_index(Path(config.data.root) / INDEX_FILE)
+    params = config.features
+    folder = cache_folder(params)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "params.json").write_text(
+        json.dumps({**config.to_dict()["features"], "hash": params_hash(params)}, indent=1)
+    )
+    identity = [_identity(path) for path in index["path"]]
+    shapes = _shapes(params, index, identity)
+    _reset_if_other_layout(folder, index, shapes)
+    done = {
+        row: rec
+        for row, rec in read_journal(folder).items()
+        if row < len(index) and rec.get("identity") == identity[row]
+    }
+    todo = [row for row in range(len(index)) if row not in done]
+    report = FeatureReport(folder, len(index), reused=len(done))
+    writer = RowWriter(folder, shapes)
+    jobs = _jobs(index, identity, todo, params, shapes.windows)
+    bar = tqdm(
+        total=len(index),
+        initial=len(done),
+        unit="file",
+        desc="features",
+        disable=not progress,
+        smoothing=0.1,
+    )
+    try:
+        with bar, closing(parallel_map(_compute, jobs, workers, _one_thread)) as results:
+            for row, outcome in results:
+                if isinstance(outcome, str):
+                    report.failed.append((index["path"].iat[row], outcome))
+                else:
+                    arrays, record = outcome
+                    report.warned += record.pop("warnings")
+                    writer.write(row, arrays, record)
+                    done[row] = record
+                    report.computed += 1
+                bar.update()
+    finally:
+        writer.close()
+    _write_manifest(folder, index, done)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _identity(path: str) -> list:
+    """What must not change for a cached row to stay valid: the file's size and mtime."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return [path, -1, -1]
+    return [path, stat.st_size, stat.st_mtime_ns]
+
+
+def _shapes(params: FeaturesConfig, index: pd.DataFrame, identity: list) -> Shapes:
+    """Array shapes, from the first segment that reads (segments share one length)."""
+    for path, (_, size, _) in zip(index["path"], identity, strict=True):
+        if size <= 0:
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                segment = read_segment(path)
+        except DeepSyncError:
+            continue
+        plan = plan_for(params, segment.data.shape[0], segment.sampling_rate)
+        return Shapes(
+            len(index),
+            segment.data.shape[1],
+            params.bands,
+            params.frames,
+            plan.table_windows.shape[0],
+        )
+    raise DeepSyncError("no segment in the index could be read; check `make data`'s problems")
+
+
+def _reset_if_other_layout(folder: Path, index: pd.DataFrame, shapes: Shapes) -> None:
+    """Rows are positions in the index: another index (or shape) starts the cache afresh."""
+    layout = {"segments": index["segment"].tolist(), "shapes": asdict(shapes)}
+    path = folder / "layout.json"
+    if path.exists() and json.loads(path.read_text()) == layout:
+        return
+    for name in (*[f"{a}.npy" for a in ARRAYS], "journal.jsonl", "segments.csv"):
+        (folder / name).unlink(missing_ok=True)
+    path.write_text(json.dumps(layout))
+
+
+def _jobs(index, identity, todo, params, windows):
+    """Work for the pool, asking the OS to read files a few jobs ahead (I/O overlap)."""
+    paths = index["path"].tolist()
+    for i, row in enumerate(todo):
+        ahead = todo[i + PREFETCH] if i + PREFETCH < len(todo) else None
+        if ahead is not None:
+            _prefetch(paths[ahead])
+        yield row, paths[row], identity[row], params, windows
+
+
+def _prefetch(path: str) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+    finally:
+        os.close(fd)
+
+
+def _one_thread() -> None:
+    """Processes share the cores: numba's own threads would oversubscribe them."""
+    import numba
+
+    numba.set_num_threads(1)
+
+
+@functools.lru_cache(maxsize=8)
+def _plan(params: FeaturesConfig, samples: int, rate: float):
+    return plan_for(params, samples, rate)
+
+
+def _compute(job) -> tuple[int, tuple[dict, dict] | str]:
+    """In a worker: one segment's rows and record, or the reason it failed."""
+    row, path, identity, params, windows = job
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            segment = read_segment(path)
+        features = segment_features(
+            segment.data.T, _plan(params, segment.data.shape[0], segment.sampling_rate)
+        )
+    except DeepSyncError as error:
+        return row, str(error)
+    table = np.zeros((windows, *features.table.shape[1:]), np.float32)
+    kept = np.zeros(windows, bool)
+    n = min(windows, len(features.window_valid))
+    table[:n], kept[:n] = features.table[:n], features.window_valid[:n]
+    record = {
+        "identity": identity,
+        "dropout": round(features.dropout, 6),
+        "all_zero": features.all_zero,
+        "frames_valid": int(features.frame_valid.sum()),
+        "windows_valid": int(kept.sum()),
+        "warnings": [str(w.message) for w in caught],
+    }
+    return row, ({"stacks": features.image, "table": table, "windows": kept}, record)
+
+
+def _write_manifest(folder: Path, index: pd.DataFrame, done: dict[int, dict]) -> None:
+    """segments.csv: the index with each row's status and dropout record."""
+    stats = pd.DataFrame.from_dict(
+        {
+            row: {k: rec[k] for k in ("dropout", "all_zero", "frames_valid", "windows_valid")}
+            for row, rec in done.items()
+        },
+        orient="index",
+    )
+    manifest = index.drop(columns=["layout"]).assign(row=np.arange(len(index)))
+    manifest = manifest.join(stats, on="row")
+    manifest["status"] = np.where(manifest["row"].isin(list(done)), "ok", "failed")
+    partial = folder / "segments.csv.partial"
+    manifest.to_csv(partial, index=False)
+    partial.replace(folder / "segments.csv")
+
+
+def summary(report: FeatureReport) -> str:
+    """Counts, dropout, speed, where the cache is, and every failure with its reason."""
+    lines = [
+        f"features: {report.total} segments in {report.folder} "
+        f"({report.computed} computed, {report.reused} already cached, "
+        f"{len(report.failed)} failed) in {report.seconds:.0f} s"
+    ]
+    if report.computed:
+        lines.append(f"  speed: {report.computed / max(report.seconds, 1e-9):.1f} files/s")
+    if (report.folder / "segments.csv").exists():
+        cache = FeatureCache.open(report.folder)
+        ok = cache.segments[cache.segments["status"] == "ok"]
+        size = sum((report.folder / f"{a}.npy").stat().st_size for a in ARRAYS)
+        lines.append(
+            f"  dropout: {int((ok['dropout'] > 0).sum())} segments with some, "
+            f"{int(ok['all_zero'].sum())} all zero (skipped for training)"
+        )
+        lines.append(
+            f"  cache: {size / 1e6:,.0f} MB; stacks {cache.stacks.shape} float16, "
+            f"table {cache.table.shape}"
+        )
+    for message in report.warned[:10]:
+        lines.append(f"  warning: {message}")
+    for path, reason in report.failed[:20]:
+        lines.append(f"  failed: {reason}" if path in reason else f"  failed: {path}: {reason}")
+    if len(report.failed) > 20:
+        lines.append(f"  ... and {len(report.failed) - 20} more failures")
+    return "\n".join(lines)
