@@ -7,6 +7,7 @@ running ones finish their (atomic) writes, the pool is shut down, and the except
 
 from __future__ import annotations
 
+import multiprocessing
 import signal
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -38,7 +39,10 @@ def parallel_map(
     if workers <= 1:
         yield from map(func, jobs)
         return
-    pool = ProcessPoolExecutor(workers, initializer=_start_worker, initargs=(initializer,))
+    # forkserver: workers never inherit OpenMP threads (numba's kernels) from this process
+    context = multiprocessing.get_context("forkserver")
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
+                               initargs=(initializer,))
     pending: set[Future] = set()
     try:
         for job in jobs:

@@ -84,11 +84,9 @@ def plan_for(params: FeaturesConfig, samples: int, sampling_rate: float) -> Spec
     hi = [min(int(np.ceil(b / bin_hz)), bins) for _, b in CANONICAL_BANDS_HZ]
     if any(h <= l_ for l_, h in zip(lo, hi, strict=True)):
         raise DeepSyncError("features.window_seconds is too short to resolve the 0.1-4 Hz band")
-    per_window = max(
-        1,
-        int(round((params.table_window_seconds - params.window_seconds) / params.hop_seconds)) + 1,
-    )
-    n_windows = max(1, n_frames // per_window)
+    # Table windows tile the segment: as many as fit, each about table_window_seconds long.
+    n_windows = max(1, int(round(n_frames * params.hop_seconds / params.table_window_seconds)))
+    window_edges = np.round(np.linspace(0, n_frames, n_windows + 1)).astype(np.int64)
     return SpectrogramPlan(
         sampling_rate=float(sampling_rate),
         window=window,
@@ -99,10 +97,7 @@ def plan_for(params: FeaturesConfig, samples: int, sampling_rate: float) -> Spec
         pooled_frames=_pooled(n_frames, params.frames),
         table_lo=np.array(lo, np.int64),
         table_hi=np.array(hi, np.int64),
-        table_windows=np.stack([np.arange(n_windows), np.arange(1, n_windows + 1)], 1).astype(
-            np.int64
-        )
-        * per_window,
+        table_windows=np.stack([window_edges[:-1], window_edges[1:]], axis=1),
         impute_max_frames=params.impute_max_frames,
         table_max_dropout=params.table_max_dropout,
     )

@@ -1,0 +1,190 @@
+"""The feature cache: resumable after a kill, keyed by parameters, failures listed."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from deepsync.config import load_config
+from deepsync.data.segment import read_segment
+from deepsync.data.stage import prepare
+from deepsync.features.cache import FeatureCache, cache_folder
+from deepsync.features.spectrogram import plan_for, segment_features
+from deepsync.features.stage import build_features, summary
+
+
+def configure(data_dir, root, cache_root, *extra):
+    return load_config(
+        overrides=[
+            "data.source=dir",
+            f"data.data_dir={data_dir}",
+            f"data.root={root}",
+            f"features.cache_root={cache_root}",
+            *extra,
+        ]
+    )
+
+
+@pytest.fixture(scope="module")
+def indexed(tiny_set, tmp_path_factory):
+    """The tiny set indexed, and a complete cache built in one uninterrupted run."""
+    base = tmp_path_factory.mktemp("features")
+    config = configure(tiny_set, base / "data", base / "cache")
+    prepare(config, progress=False)
+    report = build_features(config, workers=2, progress=False)
+    assert report.ok and report.computed == report.total
+    return config, FeatureCache.open(report.folder)
+
+
+def arrays(cache):
+    return [np.asarray(a) for a in (cache.stacks, cache.table, cache.windows)]
+
+
+def test_cache_holds_what_the_kernel_computes(indexed):
+    config, cache = indexed
+    ok = cache.segments[cache.segments["status"] == "ok"]
+    assert len(ok) == len(cache.segments) == cache.stacks.shape[0]
+    row = ok.iloc[5]
+    segment = read_segment(row["path"])
+    plan = plan_for(config.features, segment.data.shape[0], segment.sampling_rate)
+    expected = segment_features(segment.data.T, plan)
+    assert np.array_equal(cache.stacks[row["row"]], expected.image)
+    assert np.isfinite(cache.stacks[:].astype(np.float32)).all()
+    assert cache.segments["all_zero"].sum() == 4  # the tiny set: one per patient and split
+    zero = cache.segments[cache.segments["all_zero"]]
+    assert (zero["dropout"] == 1.0).all()
+
+
+def test_band_power_table(indexed):
+    _, cache = indexed
+    table = cache.band_power_table()
+    assert len(table) == cache.segments["windows_valid"].sum()
+    assert {"segment", "patient", "label", "hour", "window", "e1_b1_log", "e16_b6_rel"} <= set(
+        table.columns
+    )
+    assert np.isfinite(table.filter(like="_b").to_numpy()).all()
+
+
+def test_rerun_reuses_everything(indexed):
+    config, cache = indexed
+    before = arrays(cache)
+    report = build_features(config, workers=1, progress=False)
+    assert report.computed == 0 and report.reused == report.total
+    assert all(
+        np.array_equal(a, b)
+        for a, b in zip(before, arrays(FeatureCache.open(report.folder)), strict=True)
+    )
+
+
+def test_torn_journal_and_lost_rows_are_recomputed(indexed, tmp_path):
+    config, cache = indexed
+    folder = cache_folder(config.features)
+    copy = tmp_path / "cache" / folder.name
+    shutil.copytree(folder, copy)
+    lines = (copy / "journal.jsonl").read_text().splitlines()
+    kept = lines[:10]
+    (copy / "journal.jsonl").write_text("\n".join(kept) + "\n" + lines[10][:15])  # torn write
+    with open(copy / "stacks.npy", "r+b") as f:  # rows past the journal: garbage
+        f.seek(-1000, os.SEEK_END)
+        f.write(b"\xff" * 1000)
+    (copy / "segments.csv").unlink()
+    moved = configure(config.data.data_dir, config.data.root, tmp_path / "cache")
+    report = build_features(moved, workers=1, progress=False)
+    assert report.reused == 10 and report.computed == report.total - 10
+    assert all(
+        np.array_equal(a, b)
+        for a, b in zip(arrays(cache), arrays(FeatureCache.open(copy)), strict=True)
+    )
+
+
+def test_kill_then_resume_gives_the_uninterrupted_cache(indexed, tmp_path):
+    config, cache = indexed
+    cache_root = tmp_path / "cache"
+    args = [
+        sys.executable,
+        "-m",
+        "deepsync",
+        "--no-progress",
+        "--workers",
+        "1",
+        "--set",
+        f"data.root={config.data.root}",
+        "--set",
+        f"features.cache_root={cache_root}",
+        "features",
+    ]
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    journal = (
+        cache_folder(load_config(overrides=[f"features.cache_root={cache_root}"]).features)
+        / "journal.jsonl"
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if journal.exists() and journal.read_text().count("\n") >= 3:
+            break
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=60)
+    finished = journal.read_text().count("\n")
+    assert finished < len(cache.segments), "the run ended before it could be killed"
+    resumed = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{finished} already cached" in resumed.stdout
+    assert all(
+        np.array_equal(a, b)
+        for a, b in zip(arrays(cache), arrays(FeatureCache.open(journal.parent)), strict=True)
+    )
+
+
+def test_parameters_key_the_cache(indexed, tmp_path):
+    config, _ = indexed
+    same = configure(config.data.data_dir, config.data.root, tmp_path)
+    other = configure(config.data.data_dir, config.data.root, tmp_path, "features.bands=40")
+    assert cache_folder(same.features).name == cache_folder(config.features).name
+    assert cache_folder(other.features) != cache_folder(same.features)
+    report = build_features(other, workers=1, progress=False)
+    assert report.computed == report.total  # nothing stale served
+    assert FeatureCache.open(report.folder).stacks.shape[2] == 40
+    params = json.loads((report.folder / "params.json").read_text())
+    assert params["bands"] == 40
+
+
+def test_a_corrupt_file_is_listed_while_the_rest_is_cached(tiny_set, tmp_path):
+    data = tmp_path / "copy"
+    shutil.copytree(tiny_set, data)
+    bad = data / "train_2" / "2_3_0.mat"
+    bad.write_bytes(bad.read_bytes()[:5000])  # truncated
+    config = configure(data, tmp_path / "data", tmp_path / "cache")
+    prepare(config, progress=False)
+    report = build_features(config, workers=2, progress=False)
+    assert [path for path, _ in report.failed] == [str(bad.resolve())]
+    assert report.computed == report.total - 1
+    text = summary(report)
+    assert "1 failed" in text and "2_3_0.mat" in text
+    cache = FeatureCache.open(report.folder)
+    status = cache.segments.set_index("segment")["status"]
+    assert status["2_3_0.mat"] == "failed" and (status.drop("2_3_0.mat") == "ok").all()
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "deepsync",
+            "--no-progress",
+            "--set",
+            f"data.root={tmp_path / 'data'}",
+            "--set",
+            f"features.cache_root={tmp_path / 'cache'}",
+            "features",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 1 and "2_3_0.mat" in result.stdout
+    assert "could not be read" in result.stderr
