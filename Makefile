@@ -9,17 +9,19 @@ DS     := $(BIN)/deepsync
 # Optional settings, passed through to the CLI when given:
 #   SOURCE=synthetic|kaggle|dir   DATA_DIR=/path   KAGGLE_DATASET=owner/slug
 #   PROFILE=file.toml             SET="section.key=value ..."
+#   BENCH_ARGS="--files 12 --reps 3"
 SOURCE         ?=
 DATA_DIR       ?=
 KAGGLE_DATASET ?=
 PROFILE        ?=
 SET            ?=
+BENCH_ARGS     ?=
 
 GLOBAL_ARGS := $(if $(PROFILE),--profile $(PROFILE)) $(foreach s,$(SET),--set $(s))
 DATA_ARGS   := $(if $(SOURCE),--source $(SOURCE)) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) \
                $(if $(KAGGLE_DATASET),--kaggle-dataset $(KAGGLE_DATASET))
 
-.PHONY: help setup data demo test test-all lint format clean
+.PHONY: help setup data features bench-features demo test test-all lint format clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -35,8 +37,15 @@ setup: $(VENV)/.installed ## create .venv from requirements.txt (once; reused af
 data: setup ## fetch or generate the segments, verify them, write the segment index
 	$(DS) $(GLOBAL_ARGS) data $(DATA_ARGS)
 
+features: setup ## cache per-electrode log spectrograms and band powers (resumable)
+	$(DS) $(GLOBAL_ARGS) features
+
+bench-features: setup ## benchmark the feature stage against loadmat and scipy (prints figures)
+	$(BIN)/python -m deepsync.features.bench $(BENCH_ARGS)
+
 demo: setup ## every stage that exists, on the embedded synthetic data set
 	$(DS) $(GLOBAL_ARGS) data --source synthetic
+	$(DS) $(GLOBAL_ARGS) features
 
 test: setup ## the test suite (no GPU, no network)
 	$(BIN)/python -m pytest

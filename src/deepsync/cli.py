@@ -55,6 +55,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_common_options(features, top_level=False)
     features.set_defaults(run=_run_features)
+
+    pictures = stages.add_parser(
+        "pictures",
+        help="save cached stacks as PNG pictures (preictal beside interictal)",
+        description="One PNG per patient from the feature cache: an interictal and a "
+        "preictal segment's 16 electrode spectrograms side by side, dropout shaded.",
+    )
+    pictures.add_argument(
+        "--out",
+        type=Path,
+        default=Path("reports/features"),
+        help="folder for the PNG files (default: reports/features)",
+    )
+    pictures.add_argument("--patients", type=int, default=3, help="pictures to save")
+    _add_common_options(pictures, top_level=False)
+    pictures.set_defaults(run=_run_pictures)
     return parser
 
 
@@ -123,6 +139,17 @@ def _run_features(config: Config, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
+    return 0
+
+
+def _run_pictures(config: Config, args: argparse.Namespace) -> int:
+    from deepsync.features.cache import FeatureCache, cache_folder
+    from deepsync.features.pictures import save_pictures
+
+    for path in save_pictures(
+        FeatureCache.open(cache_folder(config.features)), args.out, args.patients
+    ):
+        print(f"pictures: {path}")
     return 0
 
 

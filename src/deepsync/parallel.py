@@ -39,10 +39,13 @@ def parallel_map(
     if workers <= 1:
         yield from map(func, jobs)
         return
-    # forkserver: workers never inherit OpenMP threads (numba's kernels) from this process
+    # forkserver: workers never inherit OpenMP threads (numba's kernels) from this process.
+    # Its first start imports the job's module once, so each worker forks ready to run.
     context = multiprocessing.get_context("forkserver")
-    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
-                               initargs=(initializer,))
+    context.set_forkserver_preload([func.__module__])
+    pool = ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_start_worker, initargs=(initializer,)
+    )
     pending: set[Future] = set()
     try:
         for job in jobs:

@@ -9,8 +9,10 @@ import scipy.io
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from deepsync.data import fastmat
 from deepsync.data.segment import (
     MAT_HEADER_BYTES,
+    Segment,
     SegmentIntegrityWarning,
     read_segment,
     write_segment,
@@ -172,3 +174,94 @@ def test_nan_and_inf_are_refused(tmp_path, bad):
 def test_missing_file(tmp_path):
     with pytest.raises(DeepSyncError, match="not found"):
         read_segment(tmp_path / "nope.mat")
+
+
+def scipy_only(monkeypatch):
+    """Send every .mat to the scipy path, as if the fast reader recognised nothing."""
+
+    def not_recognised(path, **kwargs):
+        raise fastmat.NotRecognised("forced by the test")
+
+    monkeypatch.setattr(fastmat, "read_mat", not_recognised)
+
+
+def segment_files(folder):
+    """One file of each common kind: Kaggle compressed or not, test file, re-release."""
+    x = signal(401)
+    write_segment(folder / "1_1_0.mat", x, sequence=1)
+    write_segment(folder / "1_2_0.mat", x, sequence=2, compress=False)
+    write_segment(folder / "new_1_1.mat", x, sequence=None)
+    scipy.io.savemat(folder / "Pat1Train_1_0.mat", {"data": x}, do_compression=True)
+    scipy.io.savemat(folder / "Pat1Train_2_0.mat", {"data": x / 7.0})  # float64
+    return sorted(folder.iterdir())
+
+
+def test_fast_path_reads_the_common_files_without_scipy(tmp_path, monkeypatch):
+    paths = segment_files(tmp_path)
+
+    def no_loadmat(*args, **kwargs):
+        raise AssertionError("loadmat called")
+
+    monkeypatch.setattr(scipy.io, "loadmat", no_loadmat)
+    for path in paths:
+        assert read_segment(path).data.shape == (401, 16)
+
+
+def test_fast_and_scipy_paths_give_identical_segments(tmp_path, monkeypatch):
+    paths = segment_files(tmp_path)
+    fast = [read_segment(path) for path in paths]
+    scipy_only(monkeypatch)
+    for path, a, b in zip(paths, fast, [read_segment(path) for path in paths], strict=True):
+        assert np.array_equal(a.data, b.data), path.name
+        assert a.data.dtype == b.data.dtype == np.float32, path.name
+        assert a.data.flags.f_contiguous and b.data.flags.f_contiguous, path.name
+        assert not a.data.flags.writeable and not b.data.flags.writeable, path.name
+        assert (a.sampling_rate, a.sequence, a.channel_indices) == (
+            b.sampling_rate,
+            b.sequence,
+            b.channel_indices,
+        ), path.name
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_channels_major_is_free_for_mat_files(tmp_path, monkeypatch, fast):
+    if not fast:
+        scipy_only(monkeypatch)
+    for path in segment_files(tmp_path):
+        segment = read_segment(path)
+        channels_major = segment.channels_major
+        assert channels_major.shape == (16, 401) and channels_major.flags.c_contiguous
+        assert np.shares_memory(channels_major, segment.data), path.name
+        assert np.array_equal(channels_major, segment.data.T)
+
+
+def test_channels_major_of_a_c_ordered_segment_is_a_copy():
+    x = signal(10)
+    segment = Segment(x, 400.0, None, tuple(range(1, 17)))
+    assert segment.channels_major.flags.c_contiguous
+    assert np.array_equal(segment.channels_major, x.T)
+    assert not np.shares_memory(segment.channels_major, x)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_both_paths_refuse_bad_data_with_the_same_message(tmp_path, monkeypatch, fast):
+    if not fast:
+        scipy_only(monkeypatch)
+    cases = {
+        "rows.mat": (np.zeros((16, 400), np.float32), "electrodes on rows"),
+        "narrow.mat": (np.zeros((400, 15), np.float32), r"shape \(400, 15\); expected"),
+        "nan.mat": (np.where(signal() > 50, np.nan, signal()), "NaN or Inf"),
+        "inf.mat": (np.where(signal() > 50, np.inf, signal()), "NaN or Inf"),
+    }
+    for name, (x, message) in cases.items():
+        scipy.io.savemat(tmp_path / name, {"data": x})
+        with pytest.raises(DeepSyncError, match=f"{name}: .*{message}"):
+            read_segment(tmp_path / name)
+
+
+def test_finite_check_covers_every_block(tmp_path):
+    x = signal(5000)  # 80,000 values: more than one block
+    x[-1, -1] = np.nan  # the last value of the last block
+    write_segment(tmp_path / "a.mat", x, sequence=1)
+    with pytest.raises(DeepSyncError, match="NaN or Inf"):
+        read_segment(tmp_path / "a.mat")

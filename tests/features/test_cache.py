@@ -43,7 +43,7 @@ def indexed(tiny_set, tmp_path_factory):
 
 
 def arrays(cache):
-    return [np.asarray(a) for a in (cache.stacks, cache.table, cache.windows)]
+    return [np.asarray(a) for a in (cache.stacks, cache.table, cache.windows, cache.frames)]
 
 
 def test_cache_holds_what_the_kernel_computes(indexed):
@@ -188,3 +188,15 @@ def test_a_corrupt_file_is_listed_while_the_rest_is_cached(tiny_set, tmp_path):
     )
     assert result.returncode == 1 and "2_3_0.mat" in result.stdout
     assert "could not be read" in result.stderr
+
+
+def test_pictures_show_a_pair_per_patient(indexed, tmp_path):
+    from deepsync.features.pictures import choose_pairs, save_pictures
+
+    _, cache = indexed
+    pairs = choose_pairs(cache, patients=5)
+    labels = cache.segments.set_index("row")["label"]
+    assert [p for p, _, _ in pairs] == [1, 2]
+    assert all(labels[i] == 0 and labels[p] == 1 for _, i, p in pairs)
+    paths = save_pictures(cache, tmp_path / "pictures", patients=1)
+    assert len(paths) == 1 and paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -5,6 +5,8 @@ Layout of ``cache/features-<hash of the parameters>/``:
 - ``stacks.npy``: float16 (segments, channels, bands, frames), the CNN's image stacks;
 - ``table.npy``: float32 (segments, windows, channels, 12), band powers per window;
 - ``windows.npy``: bool (segments, windows), table windows kept (dropout below the limit);
+- ``frames.npy``: bool (segments, frames), image frames with clean signal (the rest were
+  filled: interpolated or the mean);
 - ``segments.csv``: the segment index plus row, status, dropout, all_zero, frames_valid,
   windows_valid; written when a run ends;
 - ``journal.jsonl``: one line per finished segment, appended only after its rows are
@@ -28,9 +30,9 @@ import pandas as pd
 from deepsync.config import FeaturesConfig
 from deepsync.errors import DeepSyncError
 
-KERNEL_VERSION = 1  # part of the hash: bump when the kernel's output changes
+KERNEL_VERSION = 2  # part of the hash: bump when the kernel or the cache layout changes
 TABLE_COLUMNS = 12  # log power in 6 bands, then log share of the total
-ARRAYS = ("stacks", "table", "windows")
+ARRAYS = ("stacks", "table", "windows", "frames")
 
 
 def cache_folder(params: FeaturesConfig) -> Path:
@@ -61,6 +63,7 @@ class Shapes:
             "stacks": ((n, c, self.bands, self.frames), np.dtype(np.float16)),
             "table": ((n, self.windows, c, TABLE_COLUMNS), np.dtype(np.float32)),
             "windows": ((n, self.windows), np.dtype(np.bool_)),
+            "frames": ((n, self.frames), np.dtype(np.bool_)),
         }[name]
 
 
@@ -131,6 +134,7 @@ class FeatureCache:
     stacks: np.ndarray  # float16 (segments, channels, bands, frames), memory-mapped
     table: np.ndarray  # float32 (segments, windows, channels, 12), memory-mapped
     windows: np.ndarray  # bool (segments, windows)
+    frames: np.ndarray  # bool (segments, frames): False where the stack was filled in
 
     @classmethod
     def open(cls, folder: Path) -> FeatureCache:

@@ -140,7 +140,11 @@ def _shapes(params: FeaturesConfig, index: pd.DataFrame, identity: list) -> Shap
 
 def _reset_if_other_layout(folder: Path, index: pd.DataFrame, shapes: Shapes) -> None:
     """Rows are positions in the index: another index (or shape) starts the cache afresh."""
-    layout = {"segments": index["segment"].tolist(), "shapes": asdict(shapes)}
+    layout = {
+        "segments": index["segment"].tolist(),
+        "shapes": asdict(shapes),
+        "arrays": list(ARRAYS),
+    }
     path = folder / "layout.json"
     if path.exists() and json.loads(path.read_text()) == layout:
         return
@@ -206,7 +210,13 @@ def _compute(job) -> tuple[int, tuple[dict, dict] | str]:
         "windows_valid": int(kept.sum()),
         "warnings": [str(w.message) for w in caught],
     }
-    return row, ({"stacks": features.image, "table": table, "windows": kept}, record)
+    arrays = {
+        "stacks": features.image,
+        "table": table,
+        "windows": kept,
+        "frames": features.frame_valid,
+    }
+    return row, (arrays, record)
 
 
 def _write_manifest(folder: Path, index: pd.DataFrame, done: dict[int, dict]) -> None:
