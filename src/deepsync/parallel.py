@@ -16,6 +16,7 @@ from typing import TypeVar
 Job = TypeVar("Job")
 Result = TypeVar("Result")
 QUEUED_PER_WORKER = 2
+WORKER_MODULES = ("deepsync.data.synthetic", "deepsync.features.stage")  # run in workers
 
 
 def _start_worker(initializer: Callable[[], None] | None) -> None:
@@ -40,9 +41,10 @@ def parallel_map(
         yield from map(func, jobs)
         return
     # forkserver: workers never inherit OpenMP threads (numba's kernels) from this process.
-    # Its first start imports the job's module once, so each worker forks ready to run.
+    # The server imports the worker modules once, so each worker forks ready to run
+    # (importing them takes seconds: numpy, scipy, pandas, numba).
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([func.__module__])
+    context.set_forkserver_preload([*WORKER_MODULES, func.__module__])
     pool = ProcessPoolExecutor(
         workers, mp_context=context, initializer=_start_worker, initargs=(initializer,)
     )

@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m deepsync.features.bench", description=__doc__.splitlines()[0]
     )
-    parser.add_argument("--files", type=int, default=12, help="600 s segments (default 12)")
+    parser.add_argument("--files", type=int, default=24, help="600 s segments (default 24)")
     parser.add_argument("--reps", type=int, default=3, help="repetitions (default 3)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument(

@@ -194,7 +194,7 @@ def _compute(job) -> tuple[int, tuple[dict, dict] | str]:
             warnings.simplefilter("always")
             segment = read_segment(path)
         features = segment_features(
-            segment.data.T, _plan(params, segment.data.shape[0], segment.sampling_rate)
+            segment.channels_major, _plan(params, segment.data.shape[0], segment.sampling_rate)
         )
     except DeepSyncError as error:
         return row, str(error)
