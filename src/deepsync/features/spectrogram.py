@@ -123,6 +123,33 @@ def log_band_edges(bands: int, first_bin: float, bins: int) -> np.ndarray:
     return out
 
 
+def run_kernel(
+    x: np.ndarray, plan: SpectrogramPlan, frame_valid: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The raw kernel: float32 (C, B, T) log mean PSD, NaN where masked; float64 (C, W, D) PSD.
+
+    x: float32 (channels, samples), C-contiguous; frame_valid: (F,) bool.
+    """
+    channels, bands = x.shape[0], plan.band_edges.size - 1
+    image = np.empty((channels, bands, plan.pooled_frames.shape[0]), np.float32)
+    table = np.empty((channels, plan.table_windows.shape[0], plan.table_lo.size), np.float64)
+    spectrogram_kernel(
+        x,
+        plan.window,
+        plan.hop,
+        plan.scale,
+        plan.band_edges,
+        plan.pooled_frames,
+        plan.table_lo,
+        plan.table_hi,
+        plan.table_windows,
+        frame_valid,
+        image,
+        table,
+    )
+    return image, table
+
+
 def _pooled(n_frames: int, pooled: int) -> np.ndarray:
     """(pooled, 2) STFT frame ranges of the pooled time frames, each at least one frame.
 
@@ -137,23 +164,7 @@ def segment_features(channels_major: np.ndarray, plan: SpectrogramPlan) -> Segme
     """Run the kernel on one segment (float32 (channels, samples)) and apply dropout rules."""
     x = np.ascontiguousarray(channels_major, dtype=np.float32)
     hit, dropout = dropout_frames(x, plan.window.size, plan.hop, plan.n_frames)
-    channels, bands = x.shape[0], plan.band_edges.size - 1
-    image = np.empty((channels, bands, plan.pooled_frames.shape[0]), np.float32)
-    table = np.empty((channels, plan.table_windows.shape[0], plan.table_lo.size), np.float64)
-    spectrogram_kernel(
-        x,
-        plan.window,
-        plan.hop,
-        plan.scale,
-        plan.band_edges,
-        plan.pooled_frames,
-        plan.table_lo,
-        plan.table_hi,
-        plan.table_windows,
-        ~hit,
-        image,
-        table,
-    )
+    image, table = run_kernel(x, plan, ~hit)
     frame_valid = ~np.isnan(image[0, 0])
     _fill_masked(image, frame_valid, plan.impute_max_frames)
     window_valid = np.array(
