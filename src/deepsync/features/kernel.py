@@ -50,50 +50,77 @@ def spectrogram_kernel(
     length = window.size
     bins = length // 2 + 1
     n_frames = frame_valid.size
+    pooled_lo, pooled_hi = _frame_members(pooled_frames, n_frames)
+    window_lo, window_hi = _frame_members(table_windows, n_frames)
+    # Detrending in the frequency domain: a frame's mean m, windowed, adds m * DFT(window).
+    window_dft = np.fft.rfft(window.astype(np.float64)).astype(np.complex64)
     for c in prange(channels):
         frames = np.empty((n_frames, length), np.float32)
-        for f in range(n_frames):
+        means = np.empty(n_frames, np.float32)
+        for f in range(n_frames):  # one pass: window the frame and sum it
             start = f * hop
-            mean = np.float32(0.0)
+            total = np.float32(0.0)
             for i in range(length):
-                mean += x[c, start + i]
-            mean /= length
-            for i in range(length):
-                frames[f, i] = (x[c, start + i] - mean) * window[i]
+                v = x[c, start + i]
+                total += v
+                frames[f, i] = v * window[i]
+            means[f] = total / length
         spectrum = np.fft.rfft(frames)  # (F, K) complex64
-        power = np.empty((n_frames, bins), np.float32)
+        # Power goes straight into the time sums: pooled frames and table windows.
+        pooled = np.zeros((pooled_frames.shape[0], bins), np.float32)
+        windows = np.zeros((table_windows.shape[0], bins), np.float32)
+        power = np.empty(bins, np.float32)
         for f in range(n_frames):
+            if not frame_valid[f]:
+                continue
             for k in range(bins):
-                v = spectrum[f, k]
-                power[f, k] = v.real * v.real + v.imag * v.imag
-        # Pool over time first (few rows), then over frequency: both are means.
-        pooled = _time_means(power, pooled_frames, frame_valid, scale)  # (T, K)
-        windows = _time_means(power, table_windows, frame_valid, scale)  # (W, K)
+                v = spectrum[f, k] - means[f] * window_dft[k]
+                power[k] = v.real * v.real + v.imag * v.imag
+            for t in range(pooled_lo[f], pooled_hi[f]):
+                for k in range(bins):
+                    pooled[t, k] += power[k]
+            for w in range(window_lo[f], window_hi[f]):
+                for k in range(bins):
+                    windows[w, k] += power[k]
         for t in range(pooled.shape[0]):
+            count = _valid_count(frame_valid, pooled_frames[t, 0], pooled_frames[t, 1])
             for b in range(band_edges.size - 1):
                 lo, hi = band_edges[b], band_edges[b + 1]
-                mean = pooled[t, lo:hi].sum() / (hi - lo)
-                image[c, b, t] = np.log(max(mean, POWER_FLOOR)) if mean == mean else np.nan
+                if count == 0:
+                    image[c, b, t] = np.nan
+                    continue
+                total = 0.0
+                for k in range(lo, hi):
+                    total += pooled[t, k] * scale[k]
+                image[c, b, t] = np.log(max(total / (count * (hi - lo)), POWER_FLOOR))
         for w in range(windows.shape[0]):
+            count = _valid_count(frame_valid, table_windows[w, 0], table_windows[w, 1])
             for d in range(table_lo.size):
                 lo, hi = table_lo[d], table_hi[d]
-                table[c, w, d] = windows[w, lo:hi].sum() / (hi - lo)
+                total = 0.0
+                for k in range(lo, hi):
+                    total += windows[w, k] * scale[k]
+                table[c, w, d] = total / (count * (hi - lo)) if count else np.nan
 
 
-@njit(cache=True, fastmath=FAST)
-def _time_means(power, ranges, frame_valid, scale):  # pragma: no cover - numba
-    """(R, K) PSD averaged over the valid STFT frames of each range; NaN rows where none."""
-    out = np.zeros((ranges.shape[0], power.shape[1]), np.float64)
+@njit(cache=True)
+def _frame_members(ranges, n_frames):  # pragma: no cover - numba
+    """Per STFT frame, the first and one-past-last range (pooled frame, window) holding it."""
+    lo = np.full(n_frames, ranges.shape[0], np.int64)
+    hi = np.zeros(n_frames, np.int64)
     for r in range(ranges.shape[0]):
-        count = 0
         for f in range(ranges[r, 0], ranges[r, 1]):
-            if frame_valid[f]:
-                count += 1
-                for k in range(power.shape[1]):
-                    out[r, k] += power[f, k]
-        for k in range(power.shape[1]):
-            out[r, k] = out[r, k] * scale[k] / count if count else np.nan
-    return out
+            lo[f] = min(lo[f], r)
+            hi[f] = max(hi[f], r + 1)
+    return lo, hi
+
+
+@njit(cache=True)
+def _valid_count(frame_valid, first, stop):  # pragma: no cover - numba
+    count = 0
+    for f in range(first, stop):
+        count += frame_valid[f]
+    return count
 
 
 @njit(cache=True, fastmath=FAST)
