@@ -65,8 +65,16 @@ def main(argv: list[str] | None = None) -> int:
 def _segments(root: Path, count: int) -> list[Path]:
     """Full-length synthetic training segments (generated once, then reused)."""
     hours = max(1, -(-count // 12))
-    cfg = SyntheticConfig(seed=11, patients=1, interictal_hours=hours, preictal_hours=hours,
-                          unsafe_hours=0, extra_preictal=0, test_hours=1, seconds=600)
+    cfg = SyntheticConfig(
+        seed=11,
+        patients=1,
+        interictal_hours=hours,
+        preictal_hours=hours,
+        unsafe_hours=0,
+        extra_preictal=0,
+        test_hours=1,
+        seconds=600,
+    )
     folder = root / "synthetic"
     synthetic.generate(cfg, folder, workers=os.cpu_count() or 1, progress=True)
     return sorted(folder.glob("train_1/*.mat"))[:count]
