@@ -20,6 +20,7 @@ from numba import njit, prange
 POWER_FLOOR = 1e-12  # PSD floor before the log: a flat channel must not give log(0)
 # Reordering sums lets LLVM vectorise them; no "nnan": NaN marks masked cells.
 FAST = {"reassoc", "contract", "arcp", "nsz"}
+FRAMES_PER_BLOCK = 128  # STFT frames windowed and transformed together: they stay in cache
 
 
 @njit(parallel=True, cache=True, fastmath=FAST)
@@ -55,33 +56,36 @@ def spectrogram_kernel(
     # Detrending in the frequency domain: a frame's mean m, windowed, adds m * DFT(window).
     window_dft = np.fft.rfft(window.astype(np.float64)).astype(np.complex64)
     for c in prange(channels):
-        frames = np.empty((n_frames, length), np.float32)
-        means = np.empty(n_frames, np.float32)
-        for f in range(n_frames):  # one pass: window the frame and sum it
-            start = f * hop
-            total = np.float32(0.0)
-            for i in range(length):
-                v = x[c, start + i]
-                total += v
-                frames[f, i] = v * window[i]
-            means[f] = total / length
-        spectrum = np.fft.rfft(frames)  # (F, K) complex64
-        # Power goes straight into the time sums: pooled frames and table windows.
         pooled = np.zeros((pooled_frames.shape[0], bins), np.float32)
         windows = np.zeros((table_windows.shape[0], bins), np.float32)
         power = np.empty(bins, np.float32)
-        for f in range(n_frames):
-            if not frame_valid[f]:
-                continue
-            for k in range(bins):
-                v = spectrum[f, k] - means[f] * window_dft[k]
-                power[k] = v.real * v.real + v.imag * v.imag
-            for t in range(pooled_lo[f], pooled_hi[f]):
+        frames = np.empty((FRAMES_PER_BLOCK, length), np.float32)
+        means = np.empty(FRAMES_PER_BLOCK, np.float32)
+        for first in range(0, n_frames, FRAMES_PER_BLOCK):  # a block stays in cache
+            count = min(FRAMES_PER_BLOCK, n_frames - first)
+            for j in range(count):  # one pass: window the frame and sum it
+                start = (first + j) * hop
+                total = np.float32(0.0)
+                for i in range(length):
+                    v = x[c, start + i]
+                    total += v
+                    frames[j, i] = v * window[i]
+                means[j] = total / length
+            spectrum = np.fft.rfft(frames[:count])  # (count, K) complex64
+            # Power goes straight into the time sums: pooled frames and table windows.
+            for j in range(count):
+                f = first + j
+                if not frame_valid[f]:
+                    continue
                 for k in range(bins):
-                    pooled[t, k] += power[k]
-            for w in range(window_lo[f], window_hi[f]):
-                for k in range(bins):
-                    windows[w, k] += power[k]
+                    v = spectrum[j, k] - means[j] * window_dft[k]
+                    power[k] = v.real * v.real + v.imag * v.imag
+                for t in range(pooled_lo[f], pooled_hi[f]):
+                    for k in range(bins):
+                        pooled[t, k] += power[k]
+                for w in range(window_lo[f], window_hi[f]):
+                    for k in range(bins):
+                        windows[w, k] += power[k]
         for t in range(pooled.shape[0]):
             count = _valid_count(frame_valid, pooled_frames[t, 0], pooled_frames[t, 1])
             for b in range(band_edges.size - 1):
@@ -130,13 +134,14 @@ def dropout_frames(x, length, hop, n_frames):  # pragma: no cover - numba
     Also returns the share of such samples in the segment. x: (C, N) float32.
     """
     channels, samples = x.shape
-    zero = np.ones(samples, np.bool_)
-    for c in range(channels):
-        for n in range(samples):
-            zero[n] &= x[c, n] == 0.0
-    before = np.zeros(samples + 1, np.int64)  # zero samples before index n
+    before = np.zeros(samples + 1, np.int64)  # all-zero samples before index n
     for n in range(samples):
-        before[n + 1] = before[n] + zero[n]
+        zero = True
+        for c in range(channels):  # the first electrode nearly always settles it
+            if x[c, n] != 0.0:
+                zero = False
+                break
+        before[n + 1] = before[n] + zero
     hit = np.empty(n_frames, np.bool_)
     for f in range(n_frames):
         hit[f] = before[f * hop + length] - before[f * hop] > 0
