@@ -61,5 +61,5 @@ format: setup ## ruff format and fix
 	$(BIN)/ruff format src tests
 	$(BIN)/ruff check --fix src tests
 
-clean: ## remove generated data, caches and runs (keeps .venv)
-	rm -rf data runs cache
+clean: ## remove generated data, caches, runs and reports (keeps .venv)
+	rm -rf data runs cache reports
