@@ -21,7 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="deepsync",
         description="Seizure prediction from intracranial EEG, from data to Kaggle submission.",
-        epilog="Settings: defaults, then --profile FILE (TOML, [data], [synthetic] sections), "
+        epilog="Settings: defaults, then --profile FILE (TOML: [data], [synthetic], [features]), "
         "then --set section.key=value.",
     )
     parser.add_argument("--version", action="version", version=f"deepsync {__version__}")

@@ -113,7 +113,7 @@ def summary(data: DataSet) -> str:
                 "interictal": train[train["label"] == 0].groupby("patient").size(),
                 "preictal": train[train["label"] == 1].groupby("patient").size(),
                 "unsafe": train[~train["safe"]].groupby("patient").size(),
-                "safe_groups": train[train["safe"]].groupby("patient")["hour"].nunique(),
+                "safe_hours": train[train["safe"]].groupby("patient")["hour"].nunique(),
                 "test": t[t["split"] == "test"].groupby("patient").size(),
             }
         )

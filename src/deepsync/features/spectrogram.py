@@ -16,7 +16,7 @@ import scipy.signal
 
 from deepsync.config import FeaturesConfig
 from deepsync.errors import DeepSyncError
-from deepsync.features.kernel import dropout_frames, spectrogram_kernel
+from deepsync.features.kernel import POWER_FLOOR, dropout_frames, spectrogram_kernel
 
 CANONICAL_BANDS_HZ = (
     (0.1, 4.0),
@@ -32,7 +32,6 @@ CANONICAL_BANDS_HZ = (
 class SpectrogramPlan:
     """Index arrays for one segment length; see `spectrogram_kernel` for their meaning."""
 
-    sampling_rate: float
     window: np.ndarray  # (L,) float32, periodic Hann as scipy's get_window("hann", L)
     hop: int
     n_frames: int  # STFT frames F
@@ -44,11 +43,6 @@ class SpectrogramPlan:
     table_windows: np.ndarray  # (W, 2) first and one-past-last STFT frame of each
     impute_max_frames: int
     table_max_dropout: float
-
-    @property
-    def band_hz(self) -> np.ndarray:
-        """(B + 1,) band edges in Hz, for axis labels."""
-        return self.band_edges * self.sampling_rate / self.window.size
 
 
 @dataclass(frozen=True)
@@ -88,7 +82,6 @@ def plan_for(params: FeaturesConfig, samples: int, sampling_rate: float) -> Spec
     n_windows = max(1, int(round(n_frames * params.hop_seconds / params.table_window_seconds)))
     window_edges = np.round(np.linspace(0, n_frames, n_windows + 1)).astype(np.int64)
     return SpectrogramPlan(
-        sampling_rate=float(sampling_rate),
         window=window,
         hop=hop,
         n_frames=n_frames,
@@ -211,8 +204,8 @@ def _table_rows(table: np.ndarray, window_valid: np.ndarray) -> np.ndarray:
     Dropped windows hold zeros (never NaN); ``window_valid`` says which to use.
     """
     power = np.where(window_valid[None, :, None], table, 1.0)  # (C, W, D)
-    log_power = np.log(np.maximum(power, 1e-12))
-    log_share = log_power - np.log(np.maximum(power.sum(axis=2, keepdims=True), 1e-12))
+    log_power = np.log(np.maximum(power, POWER_FLOOR))
+    log_share = log_power - np.log(np.maximum(power.sum(axis=2, keepdims=True), POWER_FLOOR))
     rows = np.concatenate([log_power, log_share], axis=2).transpose(1, 0, 2)
     rows[~window_valid] = 0.0
     return rows.astype(np.float32)
