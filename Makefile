@@ -18,10 +18,11 @@ SET            ?=
 BENCH_ARGS     ?=
 
 GLOBAL_ARGS := $(if $(PROFILE),--profile $(PROFILE)) $(foreach s,$(SET),--set $(s))
+DEMO_ARGS   := --profile $(or $(PROFILE),demo) $(foreach s,$(SET),--set $(s))
 DATA_ARGS   := $(if $(SOURCE),--source $(SOURCE)) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) \
                $(if $(KAGGLE_DATASET),--kaggle-dataset $(KAGGLE_DATASET))
 
-.PHONY: help setup data features bench-features demo test test-all lint format clean
+.PHONY: help setup data features train leak-check bench-features demo test test-all lint format clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -40,12 +41,19 @@ data: setup ## fetch or generate the segments, verify them, write the segment in
 features: setup ## cache per-electrode log spectrograms and band powers (resumable)
 	$(DS) $(GLOBAL_ARGS) features
 
+train: setup ## fit the baseline and the CNN per patient on hour-grouped folds (resumable)
+	$(DS) $(GLOBAL_ARGS) train
+
+leak-check: setup ## the baseline's CV AUC on hour-grouped vs hour-blind folds
+	$(DS) $(GLOBAL_ARGS) train --leak-check
+
 bench-features: setup ## benchmark the feature stage against loadmat and scipy (prints figures)
 	$(BIN)/python -m deepsync.features.bench $(BENCH_ARGS)
 
-demo: setup ## every stage that exists, on the embedded synthetic data set
-	$(DS) $(GLOBAL_ARGS) data --source synthetic
-	$(DS) $(GLOBAL_ARGS) features
+demo: setup ## data, features and train on the embedded synthetic set (demo profile, CPU)
+	$(DS) $(DEMO_ARGS) data --source synthetic
+	$(DS) $(DEMO_ARGS) features
+	$(DS) $(DEMO_ARGS) train
 
 test: setup ## the test suite (no GPU, no network)
 	$(BIN)/python -m pytest

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from deepsync.cli import build_parser
+from deepsync.config import SyntheticConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -151,4 +152,7 @@ def test_ctrl_c_leaves_no_half_file_and_a_rerun_completes(tmp_path):
     assert not (root / "synthetic" / "SYNTHETIC.json").exists()
     rerun = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
-    assert "240 segments" in rerun.stdout and "problems: none" in rerun.stdout
+    cfg = SyntheticConfig()
+    hours = cfg.interictal_hours + cfg.preictal_hours + cfg.test_hours
+    segments = cfg.patients * (6 * hours + cfg.extra_preictal)
+    assert f"{segments} segments" in rerun.stdout and "problems: none" in rerun.stdout

@@ -37,7 +37,7 @@ def test_profile_then_overrides(tmp_path):
     "override, message",
     [
         ("synthetic.secs=3", "valid: synthetic.seed"),
-        ("nosuch.key=3", "valid sections: data, synthetic, features"),
+        ("nosuch.key=3", "valid sections: data, synthetic, features, train, baseline, cnn"),
         ("synthetic.seconds=ten", "not a valid int"),
         ("synthetic.seconds=2.5", "not a valid int"),
         ("synthetic.seconds=601", "between 1 and 600"),
@@ -45,6 +45,14 @@ def test_profile_then_overrides(tmp_path):
         ("data.source=dir", "DATA_DIR"),
         ("data.kaggle_dataset=noslash", "owner/slug"),
         ("seconds", "section.key=value"),
+        ("train.models=baseline,rnn", "baseline | cnn"),
+        ("train.folds=1", "at least 2"),
+        ("train.patients=one", "1,3"),
+        ("cnn.freeze=all", "none | backbone | first_and_head"),
+        ("cnn.combine=median", "max | mean | std"),
+        ("cnn.window_frames=500", "exceeds features.frames"),
+        ("cnn.lr=0", "lr must be positive"),
+        ("baseline.estimator=xgboost", "logistic | gbm"),
     ],
 )
 def test_bad_settings_say_what_is_valid(override, message):
@@ -59,6 +67,18 @@ def test_profile_type_checked(tmp_path):
         load_config(profile)
     with pytest.raises(DeepSyncError, match="does not exist"):
         load_config(tmp_path / "missing.toml")
+
+
+@pytest.mark.parametrize("name", ["demo", "gpu"])
+def test_named_profiles_load_and_name_their_run(name):
+    config = load_config(name)
+    assert config.train.run == name
+    assert load_config(name, [f"train.run={name}2"]).train.run == f"{name}2"
+
+
+def test_an_unknown_profile_lists_the_named_ones():
+    with pytest.raises(DeepSyncError, match="named profiles: demo, gpu"):
+        load_config("nosuch")
 
 
 def test_to_dict_is_plain():

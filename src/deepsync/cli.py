@@ -21,7 +21,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="deepsync",
         description="Seizure prediction from intracranial EEG, from data to Kaggle submission.",
-        epilog="Settings: defaults, then --profile FILE (TOML: [data], [synthetic], [features]), "
+        epilog="Settings: defaults, then --profile FILE or NAME (TOML: [data], [synthetic], "
+        "[features], [train], [baseline], [cnn]; named: demo, gpu), "
         "then --set section.key=value.",
     )
     parser.add_argument("--version", action="version", version=f"deepsync {__version__}")
@@ -71,6 +72,23 @@ def build_parser() -> argparse.ArgumentParser:
     pictures.add_argument("--patients", type=int, default=3, help="pictures to save")
     _add_common_options(pictures, top_level=False)
     pictures.set_defaults(run=_run_pictures)
+
+    train = stages.add_parser(
+        "train",
+        help="fit the baseline and the CNN per patient on hour-grouped folds",
+        description="Per patient, on folds grouped by recording hour (runs/<run>/folds.csv): "
+        "the band-power baseline and the timm CNN. Writes OOF and test predictions and "
+        "metrics to runs/<run>/ and prints per-patient and pooled OOF AUC. Resumable: a "
+        "rerun skips finished folds. Settings: [train], [baseline], [cnn] sections, e.g. "
+        "--set cnn.epochs=5 --set train.models=baseline.",
+    )
+    train.add_argument(
+        "--leak-check",
+        action="store_true",
+        help="instead: the baseline's CV AUC on hour-grouped vs hour-blind random folds",
+    )
+    _add_common_options(train, top_level=False)
+    train.set_defaults(run=_run_train)
     return parser
 
 
@@ -150,6 +168,23 @@ def _run_pictures(config: Config, args: argparse.Namespace) -> int:
         FeatureCache.open(cache_folder(config.features)), args.out, args.patients
     ):
         print(f"pictures: {path}")
+    return 0
+
+
+def _run_train(config: Config, args: argparse.Namespace) -> int:
+    if args.leak_check:
+        from deepsync.train.stage import leak_check
+
+        aucs = leak_check(config)
+        print(
+            f"leak check (baseline, {config.train.folds} folds, pooled OOF AUC): "
+            f"hour-grouped {aucs['grouped']:.3f}, hour-blind random {aucs['random']:.3f}; "
+            f"random folds overstate by {aucs['random'] - aucs['grouped']:+.3f}"
+        )
+        return 0
+    from deepsync.train.stage import summary, train
+
+    print(summary(train(config, progress=not args.no_progress)))
     return 0
 
 

@@ -20,6 +20,11 @@ from deepsync.errors import DeepSyncError
 
 SOURCES = ("synthetic", "kaggle", "dir")
 COMPETITION = "melbourne-university-seizure-prediction"
+MODELS = ("baseline", "cnn")
+ESTIMATORS = ("logistic", "gbm")
+COMBINES = ("max", "mean", "std")
+FREEZES = ("none", "backbone", "first_and_head")
+PROFILES = Path(__file__).parent / "profiles"  # named profiles: --profile demo
 
 
 @dataclass(frozen=True)
@@ -39,8 +44,8 @@ class SyntheticConfig:
 
     seed: int = 2016
     patients: int = 3
-    interictal_hours: int = 6  # per patient; six segments per hour, as in the real data
-    preictal_hours: int = 3  # per patient
+    interictal_hours: int = 8  # per patient; six segments per hour, as in the real data
+    preictal_hours: int = 4  # per patient
     unsafe_hours: int = 1  # interictal hours per patient marked safe=0 (the leak)
     extra_preictal: int = 2  # per patient: labelled preictal files of the old test set
     test_hours: int = 4  # per patient; test segments are shuffled out of their hours
@@ -64,12 +69,66 @@ class FeaturesConfig:
 
 
 @dataclass(frozen=True)
+class TrainConfig:
+    """What `make train` fits and how it folds: one run folder, ``runs_root/run``."""
+
+    run: str = "default"  # runs/<run>/: config, folds, checkpoints, OOF, metrics
+    runs_root: Path = Path("runs")
+    models: str = "baseline,cnn"  # comma-separated: baseline, cnn
+    folds: int = 3  # per patient, stratified and grouped by hour
+    seed: int = 2016  # folds, initialisation, shuffling, augmentation
+    patients: str = ""  # comma-separated patient numbers; empty: all
+
+
+@dataclass(frozen=True)
+class BaselineConfig:
+    """The winners' kind of model on the band-power table: the bar the CNN must clear."""
+
+    estimator: str = "logistic"  # logistic (regularised) | gbm (histogram gradient boosting)
+    combine: str = "max"  # window scores to a segment score: max | mean | std
+    iterations: int = 150  # gbm boosting rounds
+    learning_rate: float = 0.05  # gbm
+
+
+@dataclass(frozen=True)
+class CnnConfig:
+    """The timm CNN on the 16-channel spectrogram stacks."""
+
+    model: str = "inception_resnet_v2"  # any timm model name
+    pretrained_file: Path | None = None  # ImageNet weights (.safetensors/.pth); none: random
+    freeze: str = "none"  # none | backbone (head only) | first_and_head (the 2020 project)
+    level: str = "segment"  # segment: whole stacks | window: crops, scores combined
+    window_frames: int = 36  # level=window: crop width in time frames
+    combine: str = "max"  # level=window: window scores to a segment score: max | mean | std
+    input_height: int = 0  # resize the stack to this (0: as cached, features.bands)
+    input_width: int = 0  # (0: as cached, features.frames or window_frames)
+    normalise: str = "channel"  # channel | channel_band: statistics of the training fold
+    augment: bool = True  # time/frequency masks, time shift, per-electrode gain
+    epochs: int = 20
+    batch_size: int = 16
+    lr: float = 3e-4
+    weight_decay: float = 0.05
+    warmup_epochs: float = 1.0
+    clip_grad: float = 1.0  # max gradient norm; 0: off
+    patience: int = 5  # epochs without a better fold AUC before stopping
+    balance: str = "loss"  # loss (positive class weight) | sampler (balanced batches)
+    device: str = "auto"  # auto | cpu | cuda
+    precision: str = "auto"  # auto (bf16 on a GPU, fp32 on CPU) | fp32 | bf16 | fp16
+    channels_last: bool = True
+    compile: bool = False  # torch.compile (pays on a GPU for long runs)
+    loader_workers: int = 0  # DataLoader processes (0: in the training process)
+
+
+@dataclass(frozen=True)
 class Config:
     """Every setting of the kit, one section per concern."""
 
     data: DataConfig = field(default_factory=DataConfig)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    baseline: BaselineConfig = field(default_factory=BaselineConfig)
+    cnn: CnnConfig = field(default_factory=CnnConfig)
 
     def validate(self) -> Config:
         """Check values that a type alone cannot; return self so calls chain."""
@@ -94,7 +153,45 @@ class Config:
         if s.extra_preictal < 0:
             raise DeepSyncError("synthetic.extra_preictal must not be negative")
         self._validate_features()
+        self._validate_training()
         return self
+
+    def _validate_training(self) -> None:
+        t, b, c = self.train, self.baseline, self.cnn
+        choices = {
+            "train.models": (t.models, MODELS, True),
+            "baseline.estimator": (b.estimator, ESTIMATORS, False),
+            "baseline.combine": (b.combine, COMBINES, False),
+            "cnn.combine": (c.combine, COMBINES, False),
+            "cnn.freeze": (c.freeze, FREEZES, False),
+            "cnn.level": (c.level, ("segment", "window"), False),
+            "cnn.normalise": (c.normalise, ("channel", "channel_band"), False),
+            "cnn.balance": (c.balance, ("loss", "sampler"), False),
+            "cnn.device": (c.device, ("auto", "cpu", "cuda"), False),
+            "cnn.precision": (c.precision, ("auto", "fp32", "bf16", "fp16"), False),
+        }
+        for key, (value, valid, listed) in choices.items():
+            values = [v.strip() for v in value.split(",")] if listed else [value]
+            bad = [v for v in values if v not in valid]
+            if bad or not values:
+                raise DeepSyncError(f"{key}={value!r}: use {' | '.join(valid)}")
+        if t.folds < 2:
+            raise DeepSyncError(f"train.folds={t.folds} must be at least 2")
+        if t.patients and not all(p.strip().isdigit() for p in t.patients.split(",")):
+            raise DeepSyncError(f"train.patients={t.patients!r} must look like 1,3")
+        if not t.run or "/" in t.run:
+            raise DeepSyncError(f"train.run={t.run!r} must be a plain folder name")
+        if min(c.epochs, c.batch_size, c.window_frames, b.iterations) < 1:
+            raise DeepSyncError("cnn.epochs, batch_size, window_frames, baseline.iterations >= 1")
+        if c.lr <= 0 or c.weight_decay < 0 or c.clip_grad < 0 or c.warmup_epochs < 0:
+            raise DeepSyncError("cnn.lr must be positive; weight_decay, clip_grad, warmup >= 0")
+        if c.input_height < 0 or c.input_width < 0:
+            raise DeepSyncError("cnn.input_height and input_width must be 0 (as cached) or more")
+        if c.window_frames > self.features.frames:
+            raise DeepSyncError(
+                f"cnn.window_frames={c.window_frames} exceeds features.frames="
+                f"{self.features.frames}"
+            )
 
     def _validate_features(self) -> None:
         f = self.features
@@ -124,10 +221,16 @@ def load_config(profile: Path | None = None, overrides: typing.Iterable[str] = (
     """Defaults, then the TOML ``profile`` if given, then ``section.key=value`` overrides."""
     values: dict[str, dict[str, Any]] = {}
     if profile is not None:
+        named = PROFILES / f"{profile}.toml"
+        if not Path(profile).exists() and named.exists():
+            profile = named
         try:
             values = tomllib.loads(Path(profile).read_text())
         except FileNotFoundError:
-            raise DeepSyncError(f"profile {profile} does not exist") from None
+            raise DeepSyncError(
+                f"profile {profile} does not exist; named profiles: "
+                + ", ".join(sorted(p.stem for p in PROFILES.glob("*.toml")))
+            ) from None
         except tomllib.TOMLDecodeError as error:
             raise DeepSyncError(f"profile {profile} is not valid TOML: {error}") from None
     for item in overrides:

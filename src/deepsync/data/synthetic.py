@@ -41,7 +41,7 @@ QUANTUM_UV = 1.0  # ADC step in microvolts: gives real EEG's ~3:1 compression
 BACKGROUND_UV = 30.0  # typical standard deviation of the signal
 
 # Per patient, in order (cycled beyond three): preictal effect and test-set preictal rate.
-SIGNATURE_STRENGTH = (0.12, 0.45, 0.85)  # log-power gain of the preictal band; 1st is hard
+SIGNATURE_STRENGTH = (0.3, 0.8, 1.4)  # log-power gain of the preictal band; 1st is hard
 TEST_PREICTAL_RATE = (0.2, 0.35, 0.5)
 PREICTAL_BANDS = ((15.0, 30.0), (30.0, 90.0), (4.0, 8.0))  # Hz
 
@@ -288,7 +288,7 @@ def segment_signal(cfg: SyntheticConfig, segment: PlannedSegment) -> np.ndarray:
     rng = np.random.default_rng([cfg.seed, 4, *segment.hour_key, segment.position])
     preictal = segment.label == 1 or segment.hour_key[1] == _CLASS_CODE["preictal"]
     freqs = np.fft.rfftfreq(n, 1 / fs)
-    slope = traits.slope + hour.normal(0, 0.12)
+    slope = traits.slope + hour.normal(0, 0.06)
     log_power = -slope * np.log(np.maximum(freqs, 0.3))
     rhythm = np.zeros_like(freqs)
     for centre, width, amp in traits.rhythms * hour.lognormal(0, [0.05, 0.1, 0.35], (3, 3)):

@@ -1,0 +1,292 @@
+"""One fold of the CNN: train, keep the best epoch by fold AUC, predict held-out and test.
+
+The loop, top to bottom: AdamW on the parameters that learn, linear warm-up then cosine
+decay per step, gradient clipping, bf16/fp16 autocast and channels_last on a GPU, early
+stopping on the validation fold's AUC. After every epoch the whole training state goes
+to ``last.pt`` (written to a temporary name, then renamed) and the epoch's figures to
+``log.csv``; a rerun resumes from ``last.pt``. Each epoch reseeds shuffling, crops and
+augmentation from (seed, epoch), so a resumed run ends where an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, WeightedRandomSampler
+from tqdm import tqdm
+
+from deepsync.config import CnnConfig
+from deepsync.train.augment import stack_augmentations
+from deepsync.train.baseline import combine
+from deepsync.train.dataset import Normaliser, StackDataset
+from deepsync.train.metrics import auc
+from deepsync.train.model import build_model
+
+LOG_COLUMNS = ["epoch", "train_loss", "valid_auc", "best_auc", "lr", "seconds"]
+
+
+@dataclass(frozen=True)
+class FoldData:
+    """Cache rows and labels of one (patient, fold)."""
+
+    train_rows: np.ndarray
+    train_labels: np.ndarray
+    valid_rows: np.ndarray
+    valid_labels: np.ndarray
+    test_rows: np.ndarray
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Where and how tensors run, resolved from the configuration."""
+
+    device: torch.device
+    dtype: torch.dtype | None  # autocast dtype; None: fp32
+    channels_last: bool
+
+    @classmethod
+    def resolve(cls, cfg: CnnConfig) -> Runtime:
+        cuda = torch.cuda.is_available()
+        if cfg.device == "cuda" and not cuda:
+            from deepsync.errors import DeepSyncError
+
+            raise DeepSyncError("cnn.device=cuda but no CUDA GPU is visible; use cnn.device=auto")
+        device = torch.device("cuda" if cfg.device != "cpu" and cuda else "cpu")
+        precision = cfg.precision
+        if precision == "auto":
+            precision = "bf16" if device.type == "cuda" else "fp32"
+        dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+        return cls(device, dtype, cfg.channels_last and device.type == "cuda")
+
+    def autocast(self):
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    return seed * 1009 + epoch
+
+
+def _save(state: dict, path: Path) -> None:
+    partial = path.with_name(path.name + ".partial")
+    torch.save(state, partial)
+    os.replace(partial, path)
+
+
+def _schedule(cfg: CnnConfig, steps_per_epoch: int):
+    total = max(1, cfg.epochs * steps_per_epoch)
+    warmup = int(round(cfg.warmup_epochs * steps_per_epoch))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+def _input_size(cfg: CnnConfig, bands: int, width: int) -> tuple[int, int] | None:
+    if not (cfg.input_height or cfg.input_width):
+        return None
+    return (cfg.input_height or bands, cfg.input_width or width)
+
+
+def _loader(dataset: StackDataset, cfg: CnnConfig, *, train: bool, seed: int) -> DataLoader:
+    generator = torch.Generator().manual_seed(seed)
+    sampler = None
+    if train and cfg.balance == "sampler":  # each class drawn equally often
+        labels = dataset.labels.astype(int)
+        weights = 1.0 / np.bincount(labels, minlength=2)[labels]
+        sampler = WeightedRandomSampler(weights, len(labels), generator=generator)
+    return DataLoader(
+        dataset,
+        batch_size=cfg.batch_size,
+        shuffle=train and sampler is None,
+        sampler=sampler,
+        drop_last=train and len(dataset) > cfg.batch_size,
+        num_workers=cfg.loader_workers,
+        generator=generator,
+        worker_init_fn=_seed_worker if cfg.loader_workers else None,
+        persistent_workers=False,
+    )
+
+
+def _seed_worker(worker: int) -> None:
+    info = torch.utils.data.get_worker_info()
+    dataset = info.dataset
+    dataset.rng = np.random.default_rng(info.seed % 2**32)
+    if dataset.transform is not None:
+        dataset.transform.set_random_seed(info.seed % 2**32)
+
+
+def predict(model: nn.Module, dataset: StackDataset, cfg: CnnConfig, rt: Runtime, how: str):
+    """Segment scores (probabilities) for every row of ``dataset``."""
+    model.eval()
+    scores = []
+    with torch.no_grad():
+        for x, _ in _loader(dataset, cfg, train=False, seed=0):
+            x = x.to(rt.device, non_blocking=True)
+            if rt.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with rt.autocast():
+                scores.append(torch.sigmoid(model(x).float()).cpu().numpy())
+    flat = np.concatenate(scores) if scores else np.empty(0)
+    if len(flat) == len(dataset.rows):
+        return flat.astype(np.float64)
+    return combine(flat, dataset.owner, len(dataset.rows), how, math.nan)
+
+
+def fit_fold(
+    stacks: np.ndarray,
+    data: FoldData,
+    cfg: CnnConfig,
+    seed: int,
+    folder: Path,
+    *,
+    progress: bool = True,
+    desc: str = "cnn",
+    meta: dict | None = None,
+) -> dict:
+    """Train one fold in ``folder`` (resuming if it holds a ``last.pt``); its predictions.
+
+    Returns best_auc, best_epoch, epochs_run, valid_scores and test_scores (the best
+    epoch's weights), and writes the same, with ``meta`` and the seed, to ``result.json``.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    rt = Runtime.resolve(cfg)
+    torch.manual_seed(seed)
+    normaliser = Normaliser.fit(stacks, data.train_rows, cfg.normalise, seed)
+    width = cfg.window_frames if cfg.level == "window" else None
+    _, bands, frames = stacks.shape[1:]
+    size = _input_size(cfg, bands, width or frames)
+    model = build_model(cfg, size).to(rt.device)
+    if rt.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    train_set = StackDataset(
+        stacks, data.train_rows, data.train_labels, normaliser, width=width, train=True
+    )
+    valid_set = StackDataset(stacks, data.valid_rows, data.valid_labels, normaliser, width=width)
+    steps = max(1, len(_loader(train_set, cfg, train=True, seed=0)))
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(cfg, steps))
+    positives = max(1, int(data.train_labels.sum()))
+    negatives = max(1, len(data.train_labels) - positives)
+    pos_weight = torch.tensor(negatives / positives if cfg.balance == "loss" else 1.0)
+    loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight.to(rt.device))
+    scaler = torch.amp.GradScaler(enabled=rt.dtype == torch.float16)
+    runner = torch.compile(model) if cfg.compile else model
+
+    state = {"epoch": 0, "best_auc": -math.inf, "best_epoch": 0, "stale": 0}
+    last = folder / "last.pt"
+    if last.exists():
+        saved = torch.load(last, map_location=rt.device, weights_only=False)
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        scaler.load_state_dict(saved["scaler"])
+        state = saved["state"]
+    log = folder / "log.csv"
+    if state["epoch"] == 0:
+        with open(log, "w", newline="") as handle:
+            csv.writer(handle).writerow(LOG_COLUMNS)
+
+    bar = tqdm(
+        total=cfg.epochs * steps,
+        initial=state["epoch"] * steps,
+        desc=desc,
+        unit="step",
+        disable=not progress,
+        leave=False,
+    )
+    with bar:
+        while state["epoch"] < cfg.epochs and state["stale"] < cfg.patience:
+            epoch = state["epoch"] + 1
+            started = time.perf_counter()
+            seeded = epoch_seed(seed, epoch)
+            torch.manual_seed(seeded)
+            train_set.rng = np.random.default_rng(seeded)
+            train_set.transform = (
+                stack_augmentations(bands, width or frames, seeded) if cfg.augment else None
+            )
+            runner.train()
+            losses = []
+            for x, y in _loader(train_set, cfg, train=True, seed=seeded):
+                x, y = x.to(rt.device, non_blocking=True), y.to(rt.device, non_blocking=True)
+                if rt.channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                with rt.autocast():
+                    loss = loss_fn(runner(x).float(), y)
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                if cfg.clip_grad:
+                    scaler.unscale_(optimizer)
+                    nn.utils.clip_grad_norm_(params, cfg.clip_grad)
+                scaler.step(optimizer)
+                scaler.update()
+                scheduler.step()
+                losses.append(loss.item())
+                bar.update()
+                bar.set_postfix(loss=f"{losses[-1]:.3f}", best=f"{state['best_auc']:.3f}")
+            score = auc(data.valid_labels, predict(runner, valid_set, cfg, rt, cfg.combine))
+            state["epoch"] = epoch
+            if score > state["best_auc"] or state["best_epoch"] == 0:
+                state.update(best_auc=score, best_epoch=epoch, stale=0)
+                _save(
+                    {"model": model.state_dict(), "normaliser": normaliser.to_dict()},
+                    folder / "best.pt",
+                )
+            else:
+                state["stale"] += 1
+            _save(
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "scaler": scaler.state_dict(),
+                    "state": state,
+                },
+                last,
+            )
+            row = [epoch, np.mean(losses) if losses else math.nan, score, state["best_auc"]]
+            row += [scheduler.get_last_lr()[0], time.perf_counter() - started]
+            with open(log, "a", newline="") as handle:
+                csv.writer(handle).writerow(
+                    [f"{v:.6g}" if isinstance(v, float) else v for v in row]
+                )
+            bar.set_postfix(
+                loss=f"{row[1]:.3f}", auc=f"{score:.3f}", best=f"{state['best_auc']:.3f}"
+            )
+            bar.total = bar.n + (cfg.epochs - epoch) * steps  # early stopping shortens it
+
+    best = torch.load(folder / "best.pt", map_location=rt.device, weights_only=False)
+    model.load_state_dict(best["model"])
+    test_set = StackDataset(
+        stacks, data.test_rows, np.zeros(len(data.test_rows)), normaliser, width=width
+    )
+    result = {
+        **(meta or {}),
+        "seed": seed,
+        "best_auc": state["best_auc"],
+        "best_epoch": state["best_epoch"],
+        "epochs_run": state["epoch"],
+        "valid_scores": predict(model, valid_set, cfg, rt, cfg.combine).tolist(),
+        "test_scores": predict(model, test_set, cfg, rt, cfg.combine).tolist(),
+    }
+    partial = folder / "result.json.partial"
+    partial.write_text(json.dumps(result))
+    partial.replace(folder / "result.json")
+    last.unlink(missing_ok=True)  # the fold is done: result.json and best.pt stay
+    return result

@@ -1,0 +1,112 @@
+"""From the memory-mapped feature cache to normalised tensors, without decoding anything.
+
+`Normaliser` holds per-electrode (or per electrode and band) mean and std of the
+training fold's stacks. `StackDataset` serves one segment's (16, bands, frames) stack,
+or at window level a crop of ``window_frames`` frames: a random crop for training, every
+non-overlapping crop (the last one flush with the end) for prediction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+STATS_SAMPLE = 256  # stacks read to estimate the normalisation: plenty for 16-48 numbers
+
+
+@dataclass(frozen=True)
+class Normaliser:
+    """Shift and scale of shape (C, 1, 1) or (C, B, 1), from training stacks only."""
+
+    mean: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def fit(cls, stacks: np.ndarray, rows: np.ndarray, kind: str, seed: int) -> Normaliser:
+        """Statistics of up to STATS_SAMPLE of ``rows`` of ``stacks`` (N, C, B, T)."""
+        rng = np.random.default_rng(seed)
+        chosen = np.sort(rng.permutation(rows)[:STATS_SAMPLE])
+        sample = np.asarray(stacks[chosen], dtype=np.float64)  # (n, C, B, T)
+        axes = (0, 2, 3) if kind == "channel" else (0, 3)
+        mean = sample.mean(axis=axes)
+        std = sample.std(axis=axes)
+        shape = (-1, 1, 1) if kind == "channel" else (*mean.shape, 1)
+        return cls(
+            mean.reshape(shape).astype(np.float32),
+            np.maximum(std, 1e-3).reshape(shape).astype(np.float32),
+        )
+
+    def __call__(self, stack: np.ndarray) -> np.ndarray:
+        return (stack.astype(np.float32) - self.mean) / self.std
+
+    def to_dict(self) -> dict:
+        return {"mean": self.mean.tolist(), "std": self.std.tolist()}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> Normaliser:
+        return cls(np.asarray(values["mean"], np.float32), np.asarray(values["std"], np.float32))
+
+
+def window_starts(frames: int, width: int) -> np.ndarray:
+    """Starts of the non-overlapping crops covering ``frames``; the last ends at the end."""
+    if width >= frames:
+        return np.zeros(1, int)
+    starts = np.arange(0, frames - width + 1, width)
+    if starts[-1] + width < frames:
+        starts = np.append(starts, frames - width)
+    return starts
+
+
+class StackDataset(Dataset):
+    """Cache rows as float32 (C, H, W) tensors and float labels.
+
+    ``width``: None for whole stacks; a crop width for window level. Training takes one
+    random crop per segment per epoch; otherwise each item is one (segment, crop) pair and
+    ``owner`` says which segment it belongs to.
+    """
+
+    def __init__(
+        self,
+        stacks: np.ndarray,
+        rows: np.ndarray,
+        labels: np.ndarray,
+        normaliser: Normaliser,
+        *,
+        width: int | None = None,
+        train: bool = False,
+        transform=None,
+        seed: int = 0,
+    ):
+        self.stacks, self.rows, self.labels = stacks, np.asarray(rows), np.asarray(labels)
+        self.normaliser, self.width, self.train = normaliser, width, train
+        self.transform = transform
+        self.rng = np.random.default_rng(seed)
+        frames = stacks.shape[-1]
+        if width is None or train:
+            self.items = [(i, 0) for i in range(len(self.rows))]
+        else:
+            self.items = [
+                (i, s) for i in range(len(self.rows)) for s in window_starts(frames, width)
+            ]
+        self.owner = np.array([i for i, _ in self.items], dtype=int)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, item: int) -> tuple[torch.Tensor, torch.Tensor]:
+        i, start = self.items[item]
+        stack = np.asarray(self.stacks[self.rows[i]])  # (C, B, T) float16, from the memmap
+        if self.width is not None:
+            if self.train:
+                start = int(self.rng.integers(0, stack.shape[-1] - self.width + 1))
+            stack = stack[..., start : start + self.width]
+        x = self.normaliser(stack)
+        if self.transform is not None:
+            x = self.transform(image=np.ascontiguousarray(x.transpose(1, 2, 0)))["image"]
+            x = x.transpose(2, 0, 1)
+        return torch.from_numpy(np.ascontiguousarray(x)), torch.tensor(
+            float(self.labels[i]), dtype=torch.float32
+        )

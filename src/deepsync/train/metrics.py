@@ -1,0 +1,99 @@
+"""Out-of-fold scores to the numbers that matter: AUC per fold, per patient, and pooled.
+
+The leaderboard ranks all patients' test files together with one ROC AUC, so a model
+must also be calibrated across patients: a score of 0.3 must mean the same for each.
+`calibrate` maps each patient's scores through a logistic fit of label on score (Platt
+scaling), cross-fitted on the OOF predictions so that no fold is scored by a map fitted
+on its own labels; `oof_metrics` reports the pooled AUC with and without it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+
+OOF_COLUMNS = ["segment", "patient", "label", "fold", "score"]
+
+
+def auc(labels, scores) -> float:
+    """ROC AUC; NaN when only one class is present (never a silent 0 or 0.5)."""
+    labels = np.asarray(labels)
+    if len(np.unique(labels)) < 2:
+        return math.nan
+    return float(roc_auc_score(labels, np.asarray(scores, dtype=np.float64)))
+
+
+def _platt(scores: np.ndarray, labels: np.ndarray) -> LogisticRegression | None:
+    if len(np.unique(labels)) < 2:
+        return None
+    return LogisticRegression(C=1.0).fit(_logit(scores)[:, None], labels)
+
+
+def _logit(scores: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(scores, dtype=np.float64), 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
+def calibrate(oof: pd.DataFrame) -> pd.Series:
+    """Per patient Platt-scaled OOF scores; fold k's map is fitted on the other folds."""
+    out = pd.Series(np.nan, index=oof.index, dtype=np.float64)
+    for _, part in oof.groupby("patient"):
+        for fold, held in part.groupby("fold"):
+            rest = part[part["fold"] != fold]
+            model = _platt(rest["score"].to_numpy(), rest["label"].to_numpy())
+            if model is None:
+                out[held.index] = held["score"]
+            else:
+                out[held.index] = model.predict_proba(_logit(held["score"].to_numpy())[:, None])[
+                    :, 1
+                ]
+    return out
+
+
+def calibrate_test(oof: pd.DataFrame, test: pd.DataFrame) -> pd.Series:
+    """Test scores through each patient's map fitted on all of that patient's OOF scores."""
+    out = test["score"].astype(np.float64).copy()
+    for patient, part in test.groupby("patient"):
+        known = oof[oof["patient"] == patient]
+        model = _platt(known["score"].to_numpy(), known["label"].to_numpy())
+        if model is not None:
+            out[part.index] = model.predict_proba(_logit(part["score"].to_numpy())[:, None])[:, 1]
+    return out
+
+
+def oof_metrics(oof: pd.DataFrame) -> dict:
+    """AUC per fold and per patient, pooled over patients raw and calibrated.
+
+    ``oof``: one row per training segment with columns segment, patient, label, fold, score.
+    """
+    calibrated = calibrate(oof)
+    per_patient = {}
+    for patient, part in oof.groupby("patient"):
+        per_patient[str(patient)] = {
+            "auc": auc(part["label"], part["score"]),
+            "folds": [auc(f["label"], f["score"]) for _, f in part.groupby("fold")],
+            "segments": len(part),
+            "preictal": int(part["label"].sum()),
+        }
+    return {
+        "pooled_auc": auc(oof["label"], oof["score"]),
+        "pooled_auc_calibrated": auc(oof["label"], calibrated),
+        "mean_patient_auc": float(np.nanmean([p["auc"] for p in per_patient.values()])),
+        "patients": per_patient,
+    }
+
+
+def summary_table(metrics: dict[str, dict]) -> str:
+    """One line per model: per-patient AUCs, then pooled raw and calibrated."""
+    patients = sorted({p for m in metrics.values() for p in m["patients"]}, key=int)
+    head = f"{'model':<10}" + "".join(f"{'patient ' + p:>11}" for p in patients)
+    head += f"{'pooled':>9}{'calibrated':>12}"
+    lines = [head]
+    for name, m in metrics.items():
+        cells = "".join(f"{m['patients'].get(p, {}).get('auc', math.nan):>11.3f}" for p in patients)
+        lines.append(f"{name:<10}{cells}{m['pooled_auc']:>9.3f}{m['pooled_auc_calibrated']:>12.3f}")
+    return "\n".join(lines)

@@ -1,0 +1,94 @@
+"""The CNN: any timm model with 16 input channels and one logit, optionally pretrained.
+
+ImageNet weights come from a local file (``cnn.pretrained_file``; timm adapts the first
+convolution from 3 to 16 channels); without one the model starts from random weights,
+with a warning. Freezing strategies let users compare: ``none``, ``backbone`` (only the
+classifier learns) and ``first_and_head`` (the 2020 project: first convolution and
+classifier learn, everything between stays frozen).
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from deepsync.config import CnnConfig
+from deepsync.errors import DeepSyncError
+
+CHANNELS = 16
+
+
+class PretrainedWeightsWarning(UserWarning):
+    """No ImageNet weights given: the CNN starts from random initialisation."""
+
+
+def check_model_name(name: str) -> None:
+    """Fail at once, with close names, on a model timm does not know."""
+    import timm
+
+    if not timm.is_model(name):
+        close = timm.list_models(f"*{name.split('_')[0]}*")[:8]
+        raise DeepSyncError(
+            f"cnn.model={name!r} is not a timm model"
+            + (f"; close names: {', '.join(close)}" if close else "")
+        )
+
+
+class StackClassifier(nn.Module):
+    """Resize (when asked) then the timm model; returns one logit per stack."""
+
+    def __init__(self, backbone: nn.Module, size: tuple[int, int] | None):
+        super().__init__()
+        self.backbone, self.size = backbone, size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.size is not None and tuple(x.shape[-2:]) != self.size:
+            x = nn.functional.interpolate(x, size=self.size, mode="bilinear", align_corners=False)
+        return self.backbone(x).squeeze(-1)
+
+
+def build_model(cfg: CnnConfig, size: tuple[int, int] | None = None) -> StackClassifier:
+    """The configured timm model, weights loaded or randomly initialised, freezing applied."""
+    import timm
+
+    check_model_name(cfg.model)
+    kwargs: dict = {"in_chans": CHANNELS, "num_classes": 1}
+    if cfg.pretrained_file is not None:
+        path = Path(cfg.pretrained_file)
+        if not path.is_file():
+            raise DeepSyncError(
+                f"cnn.pretrained_file={path} does not exist; give the path of the "
+                f"ImageNet weights (.safetensors or .pth) or leave it unset for random init"
+            )
+        kwargs.update(pretrained=True, pretrained_cfg_overlay={"file": str(path)})
+    else:
+        warnings.warn(
+            f"no pretrained weights (cnn.pretrained_file): {cfg.model} starts from random init",
+            PretrainedWeightsWarning,
+            stacklevel=2,
+        )
+    try:
+        backbone = timm.create_model(cfg.model, **kwargs)
+    except (RuntimeError, ValueError, OSError) as error:
+        raise DeepSyncError(f"cannot build {cfg.model}: {error}") from None
+    freeze(backbone, cfg.freeze)
+    return StackClassifier(backbone, size)
+
+
+def freeze(backbone: nn.Module, strategy: str) -> None:
+    """Turn off gradients by ``strategy``: none | backbone | first_and_head."""
+    if strategy == "none":
+        return
+    learn = {id(p) for p in backbone.get_classifier().parameters()}
+    if strategy == "first_and_head":
+        first = next(m for m in backbone.modules() if isinstance(m, nn.Conv2d))
+        learn |= {id(p) for p in first.parameters()}
+    for parameter in backbone.parameters():
+        parameter.requires_grad_(id(parameter) in learn)
+
+
+def trainable(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -1,0 +1,247 @@
+"""`make train`: the baseline and the CNN per patient on the run's folds; OOF metrics.
+
+Layout of ``runs/<run>/``:
+- ``config.json``: the resolved configuration, git revision and library versions;
+- ``folds.csv``: segment, patient, label, hour, row, fold (written once, read by all);
+- ``<model>/oof.csv``: segment, patient, label, fold, score, calibrated;
+- ``<model>/test.csv``: segment, patient, fold, score (each fold's model on the test set);
+- ``<model>/metrics.json``: AUC per fold and patient, pooled raw and calibrated;
+- ``cnn/patient<P>/fold<K>/``: best.pt, log.csv, result.json (last.pt while training).
+A rerun skips folds whose result is saved and resumes a fold that was interrupted; a run
+folder made with other settings is refused rather than mixed.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from deepsync.config import Config
+from deepsync.errors import DeepSyncError
+from deepsync.features.cache import FeatureCache, cache_folder
+from deepsync.train import baseline
+from deepsync.train.folds import load_or_make_folds, random_folds, training_segments
+from deepsync.train.metrics import calibrate, oof_metrics, summary_table
+
+SETTINGS = ("features", "train", "baseline", "cnn")  # what a run's results depend on
+
+
+@dataclass
+class TrainReport:
+    folder: Path
+    metrics: dict[str, dict] = field(default_factory=dict)
+    seconds: float = 0.0
+    warned: list[str] = field(default_factory=list)
+
+
+def run_folder(config: Config) -> Path:
+    return Path(config.train.runs_root) / config.train.run
+
+
+def train(config: Config, *, progress: bool = True) -> TrainReport:
+    """Fit every configured model; write OOF and test predictions and metrics."""
+    started = time.perf_counter()
+    models = [m.strip() for m in config.train.models.split(",")]
+    if "cnn" in models:
+        from deepsync.train.model import check_model_name
+
+        check_model_name(config.cnn.model)
+    cache = FeatureCache.open(cache_folder(config.features))
+    folder = run_folder(config)
+    _claim(folder, config)
+    segments = training_segments(cache.segments, _patients(config))
+    if segments.empty:
+        raise DeepSyncError("no training segments in the feature cache; run `make features`")
+    folds = load_or_make_folds(
+        folder / "folds.csv", segments, config.train.folds, config.train.seed
+    )
+    test = _test_segments(cache, folds)
+    report = TrainReport(folder)
+    for name in models:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if name == "baseline":
+                oof, test_scores = _run_baseline(cache, folds, test, config)
+            else:
+                oof, test_scores = _run_cnn(cache, folds, test, config, folder, progress)
+        report.warned += sorted({str(w.message) for w in caught})
+        oof["calibrated"] = calibrate(oof)
+        out = folder / name
+        out.mkdir(parents=True, exist_ok=True)
+        _write_csv(oof, out / "oof.csv")
+        _write_csv(test_scores, out / "test.csv")
+        metrics = oof_metrics(oof)
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+        report.metrics[name] = metrics
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _patients(config: Config) -> list[int] | None:
+    text = config.train.patients
+    return [int(p) for p in text.split(",")] if text else None
+
+
+def _claim(folder: Path, config: Config) -> None:
+    """Write config.json, or check that the run folder was made with these settings."""
+    settings = {k: v for k, v in config.to_dict().items() if k in SETTINGS}
+    path = folder / "config.json"
+    if path.exists():
+        saved = json.loads(path.read_text()).get("settings")
+        if saved != settings:
+            changed = [
+                f"{s}.{k}"
+                for s in SETTINGS
+                for k in settings[s]
+                if (saved or {}).get(s, {}).get(k) != settings[s][k]
+            ]
+            raise DeepSyncError(
+                f"{folder} was trained with other settings ({', '.join(changed[:4])}); "
+                "use --set train.run=NEW_NAME, or delete the folder to start again"
+            )
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    described = {"settings": settings, "config": config.to_dict(), **_provenance()}
+    path.write_text(json.dumps(described, indent=1))
+
+
+def _provenance() -> dict:
+    import sklearn
+    import torch
+
+    try:
+        revision = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        revision = ""
+    versions = {"python": platform.python_version(), "torch": torch.__version__}
+    versions["scikit-learn"] = sklearn.__version__
+    try:
+        import timm
+
+        versions["timm"] = timm.__version__
+    except ImportError:
+        pass
+    return {"git_revision": revision or "unknown", "versions": versions}
+
+
+def _test_segments(cache: FeatureCache, folds: pd.DataFrame) -> pd.DataFrame:
+    """The test segments of the patients being trained (all-zero ones included)."""
+    segments = cache.segments
+    keep = (segments["split"] == "test") & segments["patient"].isin(folds["patient"].unique())
+    return segments.loc[keep & (segments["status"] == "ok"), ["segment", "patient", "row"]]
+
+
+def _write_csv(frame: pd.DataFrame, path: Path) -> None:
+    partial = path.with_name(path.name + ".partial")
+    frame.to_csv(partial, index=False)
+    partial.replace(path)
+
+
+def _fold_parts(folds: pd.DataFrame, test: pd.DataFrame):
+    """Per (patient, fold): the training part, the held-out part and the patient's test rows."""
+    for patient, part in folds.groupby("patient", sort=True):
+        patient_test = test[test["patient"] == patient]
+        for fold in sorted(part["fold"].unique()):
+            yield (
+                patient,
+                int(fold),
+                part[part["fold"] != fold],
+                part[part["fold"] == fold],
+                (patient_test),
+            )
+
+
+def _collect(held, scores, patient_test, test_scores, fold, oof_parts, test_parts) -> None:
+    oof_parts.append(held[["segment", "patient", "label", "fold"]].assign(score=scores))
+    test_parts.append(patient_test[["segment", "patient"]].assign(fold=fold, score=test_scores))
+
+
+def _run_baseline(cache, folds, test, config) -> tuple[pd.DataFrame, pd.DataFrame]:
+    oof_parts, test_parts = [], []
+    for _, fold, training, held, patient_test in _fold_parts(folds, test):
+        valid_scores, test_scores = baseline.fit_predict(
+            cache,
+            training["row"].to_numpy(),
+            training["label"].to_numpy(),
+            [held["row"].to_numpy(), patient_test["row"].to_numpy()],
+            config.baseline,
+            config.train.seed + fold,
+        )
+        _collect(held, valid_scores, patient_test, test_scores, fold, oof_parts, test_parts)
+    return pd.concat(oof_parts, ignore_index=True), pd.concat(test_parts, ignore_index=True)
+
+
+def _run_cnn(cache, folds, test, config, folder, progress) -> tuple[pd.DataFrame, pd.DataFrame]:
+    from deepsync.train.cnn import FoldData, fit_fold
+
+    oof_parts, test_parts = [], []
+    for patient, fold, training, held, patient_test in _fold_parts(folds, test):
+        fold_folder = folder / "cnn" / f"patient{patient}" / f"fold{fold}"
+        done = fold_folder / "result.json"
+        if done.exists():
+            result = json.loads(done.read_text())
+        else:
+            data = FoldData(
+                training["row"].to_numpy(),
+                training["label"].to_numpy(),
+                held["row"].to_numpy(),
+                held["label"].to_numpy(),
+                patient_test["row"].to_numpy(),
+            )
+            result = fit_fold(
+                cache.stacks,
+                data,
+                config.cnn,
+                config.train.seed + 100 * patient + fold,
+                fold_folder,
+                progress=progress,
+                desc=f"cnn patient {patient} fold {fold}",
+                meta={"patient": int(patient), "fold": fold, "model": config.cnn.model},
+            )
+        _collect(
+            held,
+            result["valid_scores"],
+            patient_test,
+            result["test_scores"],
+            fold,
+            oof_parts,
+            test_parts,
+        )
+    return pd.concat(oof_parts, ignore_index=True), pd.concat(test_parts, ignore_index=True)
+
+
+def leak_check(config: Config) -> dict[str, float]:
+    """The baseline's pooled OOF AUC on hour-grouped folds and on hour-blind random folds."""
+    cache = FeatureCache.open(cache_folder(config.features))
+    segments = training_segments(cache.segments, _patients(config))
+    from deepsync.train.folds import grouped_folds
+
+    out = {}
+    for name, make in (("grouped", grouped_folds), ("random", random_folds)):
+        folds = make(segments, config.train.folds, config.train.seed)
+        oof, _ = _run_baseline(cache, folds, _test_segments(cache, folds).iloc[:0], config)
+        out[name] = oof_metrics(oof)["pooled_auc"]
+    return out
+
+
+def summary(report: TrainReport) -> str:
+    lines = [f"train: {report.folder} in {report.seconds:.0f} s; out-of-fold ROC AUC:"]
+    lines.append(summary_table(report.metrics))
+    lines.append(
+        "  pooled: one AUC over all patients' segments, as the leaderboard scores; "
+        "calibrated: per-patient Platt scaling, cross-fitted"
+    )
+    for message in report.warned[:5]:
+        lines.append(f"  warning: {message}")
+    for name in report.metrics:
+        lines.append(f"  {name}: {report.folder / name / 'oof.csv'}, metrics.json, test.csv")
+    return "\n".join(lines)

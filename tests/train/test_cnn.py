@@ -1,0 +1,120 @@
+"""The CNN loop: it can learn (one-batch overfit), it resumes exactly, it stops early."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from deepsync.config import CnnConfig
+from deepsync.train import cnn
+from deepsync.train.cnn import FoldData, fit_fold
+from deepsync.train.model import build_model
+
+pytestmark = pytest.mark.filterwarnings("ignore::deepsync.train.model.PretrainedWeightsWarning")
+
+FAST = CnnConfig(model="test_resnet", epochs=2, batch_size=8, augment=True, lr=1e-3)
+
+
+def test_inception_resnet_v2_overfits_one_batch_on_cpu():
+    torch.manual_seed(0)
+    model = build_model(CnnConfig())
+    x = torch.randn(4, 16, 80, 80)
+    y = torch.tensor([0.0, 1.0, 0.0, 1.0])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    model.train()
+    first = None
+    for _ in range(20):
+        loss = loss_fn(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        first = first if first is not None else loss.item()
+    model.eval()
+    with torch.no_grad():
+        scores = torch.sigmoid(model(x))
+    assert loss.item() < 0.1 < first
+    assert (scores[y == 1].min() > scores[y == 0].max()).item()
+
+
+@pytest.fixture(scope="module")
+def fold(tiny_cache):
+    """Patient 1 of the tiny cache, fold 0 of 2 (hours kept together)."""
+    from deepsync.train.folds import grouped_folds, training_segments
+
+    _, cache = tiny_cache
+    folds = grouped_folds(training_segments(cache.segments, [1]), 2, seed=0)
+    train, held = folds[folds["fold"] == 1], folds[folds["fold"] == 0]
+    test = cache.segments[(cache.segments["split"] == "test") & (cache.segments["patient"] == 1)]
+    data = FoldData(
+        train["row"].to_numpy(),
+        train["label"].to_numpy(),
+        held["row"].to_numpy(),
+        held["label"].to_numpy(),
+        test["row"].to_numpy(),
+    )
+    return cache.stacks, data
+
+
+def test_fit_fold_writes_its_files_and_predicts_every_segment(fold, tmp_path):
+    stacks, data = fold
+    result = fit_fold(stacks, data, FAST, 3, tmp_path, progress=False)
+    assert {p.name for p in tmp_path.iterdir()} == {"best.pt", "log.csv", "result.json"}
+    assert len(result["valid_scores"]) == len(data.valid_rows)
+    assert len(result["test_scores"]) == len(data.test_rows)
+    assert all(0 <= s <= 1 for s in result["valid_scores"] + result["test_scores"])
+    log = (tmp_path / "log.csv").read_text().splitlines()
+    assert log[0].startswith("epoch,train_loss,valid_auc") and len(log) == 1 + FAST.epochs
+    assert json.loads((tmp_path / "result.json").read_text())["epochs_run"] == FAST.epochs
+
+
+def test_an_interrupted_fold_resumes_where_an_uninterrupted_one_ends(fold, tmp_path, monkeypatch):
+    stacks, data = fold
+    cfg = dataclasses.replace(FAST, epochs=3)
+    whole = fit_fold(stacks, data, cfg, 5, tmp_path / "whole", progress=False)
+
+    calls = []
+    real_auc = cnn.auc
+
+    def interrupt_in_epoch_two(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_auc(*args)
+
+    monkeypatch.setattr(cnn, "auc", interrupt_in_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        fit_fold(stacks, data, cfg, 5, tmp_path / "cut", progress=False)
+    assert (tmp_path / "cut" / "last.pt").exists()
+    assert not (tmp_path / "cut" / "result.json").exists()
+    monkeypatch.setattr(cnn, "auc", real_auc)
+    resumed = fit_fold(stacks, data, cfg, 5, tmp_path / "cut", progress=False)
+    assert resumed["epochs_run"] == whole["epochs_run"] == 3
+    assert np.allclose(resumed["valid_scores"], whole["valid_scores"], atol=1e-5)
+    assert np.allclose(resumed["test_scores"], whole["test_scores"], atol=1e-5)
+    assert len((tmp_path / "cut" / "log.csv").read_text().splitlines()) == 4
+
+
+def test_early_stopping_ends_a_fold_that_stops_improving(fold, tmp_path, monkeypatch):
+    stacks, data = fold
+    monkeypatch.setattr(cnn, "auc", lambda *args: 0.5)  # never better than the first epoch
+    cfg = dataclasses.replace(FAST, epochs=10, patience=2)
+    result = fit_fold(stacks, data, cfg, 1, tmp_path, progress=False)
+    assert result["epochs_run"] == 3 and result["best_epoch"] == 1
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"level": "window", "window_frames": 48, "combine": "max"},
+        {"balance": "sampler", "normalise": "channel_band", "freeze": "first_and_head"},
+    ],
+)
+def test_window_level_and_other_options_train(fold, tmp_path, changes):
+    stacks, data = fold
+    cfg = dataclasses.replace(FAST, epochs=1, **changes)
+    result = fit_fold(stacks, data, cfg, 2, tmp_path, progress=False)
+    assert len(result["valid_scores"]) == len(data.valid_rows)
+    assert np.isfinite(result["valid_scores"]).all()

@@ -1,0 +1,70 @@
+"""From the memory-mapped cache to tensors: normalisation, crops, window items."""
+
+import numpy as np
+import pytest
+import torch
+
+from deepsync.train.dataset import Normaliser, StackDataset, window_starts
+
+
+@pytest.fixture
+def stacks(tmp_path):
+    """A memory-mapped float16 (N, C, B, T) array like the cache's stacks.npy."""
+    rng = np.random.default_rng(0)
+    offsets = rng.normal(0, 3, (1, 16, 1, 1))
+    array = (rng.normal(0, 2, (12, 16, 20, 30)) + offsets).astype(np.float16)
+    np.save(tmp_path / "stacks.npy", array)
+    return np.load(tmp_path / "stacks.npy", mmap_mode="r")
+
+
+@pytest.mark.parametrize("kind", ["channel", "channel_band"])
+def test_normaliser_uses_training_rows_only(stacks, kind):
+    train = np.array([0, 2, 4, 6, 8])
+    norm = Normaliser.fit(stacks, train, kind, seed=0)
+    out = np.stack([norm(stacks[r]) for r in train])  # (n, C, B, T)
+    axes = (0, 2, 3) if kind == "channel" else (0, 3)
+    assert np.allclose(out.mean(axis=axes), 0, atol=1e-3)
+    assert np.allclose(out.std(axis=axes), 1, atol=1e-3)
+    other = Normaliser.fit(stacks, np.array([1, 3, 5]), kind, seed=0)
+    assert not np.allclose(norm.mean, other.mean)
+    again = Normaliser.from_dict(norm.to_dict())
+    assert np.array_equal(again.mean, norm.mean) and np.array_equal(again.std, norm.std)
+
+
+def test_window_starts_cover_every_frame_without_overlap_but_the_last():
+    assert window_starts(30, 10).tolist() == [0, 10, 20]
+    assert window_starts(32, 10).tolist() == [0, 10, 20, 22]
+    assert window_starts(8, 10).tolist() == [0]
+
+
+def test_segment_items_are_whole_normalised_stacks(stacks):
+    norm = Normaliser.fit(stacks, np.arange(12), "channel", 0)
+    data = StackDataset(stacks, np.array([3, 5]), np.array([0, 1]), norm)
+    x, y = data[1]
+    assert x.dtype == torch.float32 and x.shape == (16, 20, 30) and y.item() == 1.0
+    assert torch.allclose(x, torch.from_numpy(norm(stacks[5])))
+
+
+def test_window_level_training_crops_at_random_and_prediction_covers_all(stacks):
+    norm = Normaliser.fit(stacks, np.arange(12), "channel", 0)
+    train = StackDataset(stacks, np.array([0, 1]), np.array([0, 1]), norm, width=8, train=True)
+    assert len(train) == 2
+    crops = {tuple(train[0][0][0, 0, :3].tolist()) for _ in range(10)}
+    assert len(crops) > 1 and train[0][0].shape == (16, 20, 8)
+    scoring = StackDataset(stacks, np.array([0, 1]), np.array([0, 1]), norm, width=8)
+    assert len(scoring) == 2 * 4 and scoring.owner.tolist() == [0] * 4 + [1] * 4
+    assert torch.allclose(scoring[3][0], torch.from_numpy(norm(stacks[0])[..., 22:30]))
+
+
+def test_transform_sees_height_width_channels(stacks):
+    seen = []
+
+    def transform(image):
+        seen.append(image.shape)
+        return {"image": image + 1}
+
+    norm = Normaliser.fit(stacks, np.arange(12), "channel", 0)
+    data = StackDataset(stacks, np.array([0]), np.array([0]), norm, transform=transform)
+    x, _ = data[0]
+    assert seen == [(20, 30, 16)]
+    assert torch.allclose(x, torch.from_numpy(norm(stacks[0])) + 1)

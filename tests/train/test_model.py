@@ -1,0 +1,74 @@
+"""The timm CNN: 16 channels in, one logit out; weights from a file; freezing strategies."""
+
+import dataclasses
+
+import pytest
+import torch
+from torch import nn
+
+from deepsync.config import CnnConfig
+from deepsync.errors import DeepSyncError
+from deepsync.train.model import PretrainedWeightsWarning, build_model, trainable
+
+pytestmark = pytest.mark.filterwarnings("ignore::deepsync.train.model.PretrainedWeightsWarning")
+
+
+def test_inception_resnet_v2_takes_16_channel_stacks():
+    with pytest.warns(PretrainedWeightsWarning, match="random init"):
+        model = build_model(CnnConfig())
+    model.eval()
+    with torch.no_grad():
+        out = model(torch.randn(2, 16, 80, 144))
+    assert out.shape == (2,)
+    assert type(model.backbone).__name__ == "InceptionResnetV2"
+
+
+def test_resize_to_the_configured_input():
+    seen = []
+    model = build_model(CnnConfig(model="test_resnet"), size=(96, 96))
+    model.backbone.register_forward_pre_hook(lambda m, args: seen.append(args[0].shape))
+    model(torch.randn(1, 16, 80, 144))
+    assert seen[0] == (1, 16, 96, 96)
+
+
+def first_conv(module):
+    return next(m for m in module.modules() if isinstance(m, nn.Conv2d))
+
+
+def test_freezing_strategies():
+    sizes = {}
+    for strategy in ("none", "backbone", "first_and_head"):
+        model = build_model(CnnConfig(model="test_resnet", freeze=strategy))
+        sizes[strategy] = trainable(model)
+        head = model.backbone.get_classifier()
+        assert all(p.requires_grad for p in head.parameters())
+        conv = first_conv(model.backbone)
+        assert conv.weight.requires_grad == (strategy != "backbone")
+    total = sizes["none"]
+    assert sizes["backbone"] < sizes["first_and_head"] < total
+
+
+def test_pretrained_weights_from_a_local_file_adapted_to_16_channels(tmp_path):
+    import timm
+
+    imagenet = timm.create_model("test_resnet", num_classes=1000)  # 3 channels, like the hub file
+    path = tmp_path / "weights.pth"
+    torch.save(imagenet.state_dict(), path)
+    model = build_model(CnnConfig(model="test_resnet", pretrained_file=path))
+    rgb = first_conv(imagenet).weight.detach()
+    adapted = first_conv(model.backbone).weight.detach()
+    assert adapted.shape[1] == 16
+    expected = rgb.repeat(1, 6, 1, 1)[:, :16] * (3 / 16)  # timm repeats RGB and rescales
+    assert torch.allclose(adapted, expected)
+    conv = first_conv(imagenet)
+    later = [m for m in imagenet.modules() if isinstance(m, nn.Conv2d)][-1]
+    mine = [m for m in model.backbone.modules() if isinstance(m, nn.Conv2d)][-1]
+    assert conv is not later and torch.equal(later.weight, mine.weight)
+
+
+def test_unknown_model_and_missing_weights_are_one_line_errors(tmp_path):
+    with pytest.raises(DeepSyncError, match="not a timm model"):
+        build_model(CnnConfig(model="inception_resnet_v9"))
+    cfg = dataclasses.replace(CnnConfig(), pretrained_file=tmp_path / "nope.safetensors")
+    with pytest.raises(DeepSyncError, match="does not exist"):
+        build_model(cfg)

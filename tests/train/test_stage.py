@@ -1,0 +1,94 @@
+"""`deepsync train` end to end on the tiny cache, and the leak check on the default set."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from deepsync.errors import DeepSyncError
+from deepsync.train.stage import leak_check, summary, train
+
+from .conftest import FAST_CNN, tiny_config
+
+pytestmark = pytest.mark.filterwarnings("ignore::deepsync.train.model.PretrainedWeightsWarning")
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_cache):
+    base, cache = tiny_cache
+    config = tiny_config(tiny_set_of(cache), base, *FAST_CNN)
+    return config, cache, train(config, progress=False)
+
+
+def tiny_set_of(cache):
+    return cache.segments["path"].iloc[0].rsplit("/", 2)[0]
+
+
+def test_the_run_folder_holds_folds_predictions_and_metrics(trained):
+    config, cache, report = trained
+    folder = report.folder
+    assert {p.name for p in folder.iterdir()} == {"config.json", "folds.csv", "baseline", "cnn"}
+    folds = pd.read_csv(folder / "folds.csv")
+    for model in ("baseline", "cnn"):
+        oof = pd.read_csv(folder / model / "oof.csv")
+        assert sorted(oof["segment"]) == sorted(folds["segment"])  # each training segment once
+        merged = oof.merge(folds, on="segment", suffixes=("", "_folds"))
+        assert (merged["fold"] == merged["fold_folds"]).all()
+        assert oof["score"].between(0, 1).all() and oof["calibrated"].notna().all()
+        test = pd.read_csv(folder / model / "test.csv")
+        tests = cache.segments[cache.segments["split"] == "test"]
+        assert len(test) == len(tests) * config.train.folds  # every fold's model predicts
+        metrics = json.loads((folder / model / "metrics.json").read_text())
+        assert set(metrics["patients"]) == {"1", "2"}
+        assert 0 <= metrics["pooled_auc"] <= 1
+    saved = json.loads((folder / "config.json").read_text())
+    assert saved["settings"]["cnn"]["model"] == "test_resnet" and saved["versions"]["torch"]
+    assert (folder / "cnn" / "patient1" / "fold0" / "best.pt").exists()
+    text = summary(report)
+    assert "baseline" in text and "cnn" in text and "pooled" in text
+
+
+def test_a_rerun_reuses_finished_folds(trained, monkeypatch):
+    config, _, report = trained
+    from deepsync.train import cnn
+
+    def never(*args, **kwargs):
+        raise AssertionError("a finished fold was trained again")
+
+    monkeypatch.setattr(cnn, "fit_fold", never)
+    again = train(config, progress=False)
+    assert again.metrics["cnn"]["pooled_auc"] == report.metrics["cnn"]["pooled_auc"]
+
+
+def test_a_run_folder_with_other_settings_is_refused(trained):
+    config, cache, _ = trained
+    base = config.train.runs_root.parent
+    changed = tiny_config(tiny_set_of(cache), base, *FAST_CNN, "cnn.lr=0.1")
+    with pytest.raises(DeepSyncError, match="other settings .*cnn.lr"):
+        train(changed, progress=False)
+
+
+@pytest.fixture(scope="module")
+def default_set(tmp_path_factory):
+    """The synthetic default, as `make demo` builds it (about a minute on 2 cores)."""
+    from deepsync.config import load_config
+    from deepsync.data.stage import prepare
+    from deepsync.features.stage import build_features
+
+    base = tmp_path_factory.mktemp("default")
+    config = load_config(
+        overrides=[
+            f"data.root={base}/data",
+            f"features.cache_root={base}/cache",
+            f"train.runs_root={base}/runs",
+        ]
+    )
+    prepare(config, workers=2, progress=False)
+    assert build_features(config, workers=2, progress=False).ok
+    return config
+
+
+def test_hour_blind_folds_overstate_the_auc_on_the_synthetic_default(default_set):
+    aucs = leak_check(default_set)
+    assert aucs["random"] > aucs["grouped"] + 0.1
+    assert aucs["grouped"] > 0.6  # the baseline does learn the preictal signature
