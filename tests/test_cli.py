@@ -156,3 +156,12 @@ def test_ctrl_c_leaves_no_half_file_and_a_rerun_completes(tmp_path):
     hours = cfg.interictal_hours + cfg.preictal_hours + cfg.test_hours
     segments = cfg.patients * (6 * hours + cfg.extra_preictal)
     assert f"{segments} segments" in rerun.stdout and "problems: none" in rerun.stdout
+
+
+def test_train_errors_are_one_line_and_come_before_any_work(tmp_path):
+    missing = run("train", "--set", f"features.cache_root={tmp_path}")
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1 and "make features" in missing.stderr
+    typo = run("train", "--set", "cnn.model=inception_resnet_v9")
+    assert typo.returncode == 2 and "not a timm model" in typo.stderr
+    assert "inception_resnet_v2" in typo.stderr  # close names suggested
