@@ -25,7 +25,7 @@ from deepsync.data.segment import (
 from deepsync.errors import DeepSyncError
 
 FIXTURE = HealthCheck.function_scoped_fixture  # tmp_path is reused across examples: fine
-INFLATES = [fastmat.INFLATE, fastmat.inflate_zlib]
+INFLATES = [fastmat.INFLATE, fastmat.inflate_zlib]  # default: libdeflate, else isal, else zlib
 KAGGLE = ("iEEGsamplingRate", "sequence")
 
 # MAT v5 codes, written out here rather than taken from the module under test.
@@ -229,7 +229,53 @@ def test_isal_and_zlib_inflate_alike():
     pytest.importorskip("isal")
     stream = memoryview(zlib.compress(signal(1000).tobytes(), 3))
     assert fastmat.inflate_isal(stream) == fastmat.inflate_zlib(stream)
-    assert fastmat.INFLATE is fastmat.inflate_isal
+    assert fastmat.FALLBACK_INFLATE is fastmat.inflate_isal
+    if fastmat.LIBDEFLATE is None:
+        assert fastmat.INFLATE is fastmat.inflate_isal
+
+
+def compressed_element(tmp_path, x):
+    """The zlib stream of a compressed segment file's one element."""
+    write_segment(tmp_path / "a.mat", x, sequence=1)
+    return memoryview(bytearray((tmp_path / "a.mat").read_bytes()[MAT_HEADER_BYTES + 8 :]))
+
+
+needs_libdeflate = pytest.mark.skipif(fastmat.LIBDEFLATE is None, reason="no libdeflate")
+
+
+@needs_libdeflate
+def test_libdeflate_inflates_as_zlib(tmp_path):
+    assert fastmat.INFLATE is fastmat.inflate_libdeflate
+    stream = compressed_element(tmp_path, signal(1000))
+    out = fastmat.inflate_libdeflate(stream)
+    assert out.dtype == np.uint8 and out.tobytes() == fastmat.inflate_zlib(stream)
+    plain = memoryview(zlib.compress(signal(1000).tobytes(), 3))  # no MAT tag: the fallback
+    assert bytes(fastmat.inflate_libdeflate(plain)) == fastmat.inflate_zlib(plain)
+    for tiny in (b"", b"abc", b"abcdefgh"):  # shorter than a tag, exactly one
+        stream = memoryview(zlib.compress(tiny))
+        assert bytes(fastmat.inflate_libdeflate(stream)) == tiny
+
+
+@needs_libdeflate
+def test_libdeflate_refuses_what_zlib_refuses(tmp_path):
+    good = bytes(compressed_element(tmp_path, signal(1000)))
+    corrupt = bytearray(good)
+    corrupt[len(good) // 2] ^= 0xFF
+    checksum = bytearray(good)
+    checksum[-1] ^= 0xFF
+    for bad in (good[:-1], good[: len(good) // 2], good + b"more", corrupt, checksum, b""):
+        with pytest.raises(NotRecognised):
+            fastmat.inflate_libdeflate(memoryview(bytes(bad)))
+        with pytest.raises(NotRecognised):
+            fastmat.inflate_zlib(memoryview(bytes(bad)))
+
+
+@needs_libdeflate
+def test_libdeflate_with_a_tag_that_lies_about_the_size():
+    for size in (0, 100, 2**32 - 1):  # too small, too big, beyond any deflate ratio
+        body = struct.pack("<II", 14, size) + b"\1" * 1000
+        stream = memoryview(zlib.compress(body))
+        assert bytes(fastmat.inflate_libdeflate(stream)) == body
 
 
 def test_without_isal_zlib_reads_the_same(tmp_path):
@@ -240,10 +286,12 @@ def test_without_isal_zlib_reads_the_same(tmp_path):
     code = (
         "import sys, numpy as np; sys.modules['isal'] = None\n"
         "from deepsync.data import fastmat\n"
-        "assert fastmat.isal_zlib is None and fastmat.INFLATE is fastmat.inflate_zlib\n"
-        "mat = fastmat.read_mat(sys.argv[1] + '/a.mat')\n"
-        "assert np.array_equal(mat.signal, np.load(sys.argv[1] + '/x.npy').T)\n"
-        "assert mat.sequence == 2\n"
+        "assert fastmat.isal_zlib is None and fastmat.FALLBACK_INFLATE is fastmat.inflate_zlib\n"
+        "assert fastmat.INFLATE in (fastmat.inflate_zlib, fastmat.inflate_libdeflate)\n"
+        "for inflate in (fastmat.INFLATE, fastmat.inflate_zlib):\n"
+        "    mat = fastmat.read_mat(sys.argv[1] + '/a.mat', inflate=inflate)\n"
+        "    assert np.array_equal(mat.signal, np.load(sys.argv[1] + '/x.npy').T)\n"
+        "    assert mat.sequence == 2\n"
     )
     subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=True)
 

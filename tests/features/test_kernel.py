@@ -1,5 +1,8 @@
 """The numba kernel against scipy's spectrogram, and the dropout rules around it."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import scipy.signal
@@ -142,3 +145,27 @@ def test_table_windows_tile_the_segment(seconds):
     seconds_each = (windows[:, 1] - windows[:, 0]) * 0.5
     if seconds >= 45:
         assert np.all((seconds_each > 20) & (seconds_each < 45))
+
+
+def test_serial_kernel_gives_the_threaded_kernels_bits():
+    """Workers run the serial kernel: the cache must not depend on the number of workers."""
+    x = signal(120, seed=5)
+    x[:, 4_000:9_000] = 0  # dropout: masked frames, interpolated and mean-filled cells
+    x.flags.writeable = False  # read-only, as a decoded segment is
+    plan = plan_for(FeaturesConfig(), x.shape[1], FS)
+    threaded = segment_features(x, plan)
+    serial = segment_features(x, plan, threads=False)
+    for name in ("image", "table", "window_valid", "frame_valid"):
+        assert np.array_equal(getattr(threaded, name), getattr(serial, name)), name
+    assert (threaded.dropout, threaded.all_zero) == (serial.dropout, serial.all_zero)
+
+
+def test_kernels_load_without_starting_threads():
+    """The forkserver runs `load_kernels`: OpenMP threads there would break every fork."""
+    code = (
+        "import numba.np.ufunc.parallel as p\n"
+        "from deepsync.features.stage import load_kernels\n"
+        "load_kernels()\n"
+        "assert not p._is_initialized, 'numba threading layer started'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,10 +1,12 @@
 """A minimal MAT v5 reader for the segment files this kit meets: faster than `scipy.io.loadmat`.
 
-Decoding a 10-minute segment is nearly all zlib inflate. This reader inflates with ISA-L
-(`isal`, about twice as fast as zlib) when it imports, else with zlib (Kaggle's kernel image
-has no isal), and hands back the signal as a view of the inflated bytes: MATLAB stores the
-(samples, channels) matrix column-major, so its bytes already are (channels, samples),
-C-contiguous. The file is read with one ``read()``; uncompressed files are not copied at all.
+Decoding a 10-minute segment is nearly all zlib inflate. This reader inflates with
+libdeflate (the system's ``libdeflate.so.0``, through ctypes; about 13% faster than ISA-L
+here, into a buffer of the exact size) when it loads, else with ISA-L (`isal`, about twice
+as fast as zlib) when it imports, else with zlib (Kaggle's kernel image has neither), and
+hands back the signal as a view of the inflated bytes: MATLAB stores the (samples, channels)
+matrix column-major, so its bytes already are (channels, samples), C-contiguous. The file
+is read with one ``read()``; uncompressed files are not copied at all.
 
 It knows two little-endian layouts, each one variable in one miCOMPRESSED or miMATRIX element:
 - Kaggle: ``dataStruct``, a 1x1 struct of numeric fields among `KAGGLE_FIELDS`;
@@ -18,6 +20,7 @@ data loadmat would, or nothing. Layout and codes: MathWorks, "MAT-File Format", 
 
 from __future__ import annotations
 
+import ctypes
 import struct
 import zlib
 from collections.abc import Callable
@@ -32,6 +35,10 @@ except ImportError:  # Kaggle's kernel image: zlib reads the same streams, half 
     isal_zlib = None
 
 INFLATE_ERRORS = (zlib.error,) if isal_zlib is None else (zlib.error, isal_zlib.error)
+LIBDEFLATE_NAMES = ("libdeflate.so.0", "libdeflate.0.dylib")  # ABI 0: every 1.x release
+LIBDEFLATE_SUCCESS, LIBDEFLATE_BAD_DATA = 0, 1  # other results: the output size was wrong
+SIZE_PEEK_BYTES = 1024  # compressed bytes inflated to read the element tag (and its size)
+MAX_DEFLATE_RATIO = 1032  # no deflate stream inflates to more than this many times its size
 
 HEADER_BYTES = 128  # descriptive text, subsystem data offset, version, endian mark
 HEADER_TEXT = b"MATLAB 5.0 MAT-file"
@@ -75,7 +82,7 @@ KAGGLE_FIELDS = frozenset(
     {"data", "iEEGsamplingRate", "nSamplesSegment", "channelIndices", "sequence"}
 )
 
-Inflate = Callable[[memoryview], bytes]
+Inflate = Callable[[memoryview], "bytes | np.ndarray"]  # any contiguous buffer of bytes
 Value = np.ndarray | dict[str, np.ndarray]  # a numeric matrix, or a struct's fields
 
 
@@ -105,7 +112,88 @@ def inflate_isal(stream: memoryview) -> bytes:
     return _inflate_whole(isal_zlib.decompressobj(), stream)
 
 
-INFLATE: Inflate = inflate_zlib if isal_zlib is None else inflate_isal  # fastest one present
+def _load_libdeflate():
+    """libdeflate's (alloc, free, zlib_decompress_ex) through ctypes, or None if absent."""
+    for name in LIBDEFLATE_NAMES:
+        try:
+            lib = ctypes.CDLL(name)
+            alloc = lib.libdeflate_alloc_decompressor
+            free = lib.libdeflate_free_decompressor
+            decompress = lib.libdeflate_zlib_decompress_ex
+        except (OSError, AttributeError):
+            continue
+        alloc.argtypes, alloc.restype = [], ctypes.c_void_p
+        free.argtypes, free.restype = [ctypes.c_void_p], None
+        decompress.argtypes = [
+            ctypes.c_void_p,  # decompressor
+            ctypes.c_void_p,  # in
+            ctypes.c_size_t,  # in_nbytes
+            ctypes.c_void_p,  # out
+            ctypes.c_size_t,  # out_nbytes_avail: must be filled exactly (no actual_out)
+            ctypes.POINTER(ctypes.c_size_t),  # actual_in_nbytes_ret
+            ctypes.c_void_p,  # actual_out_nbytes_ret: NULL
+        ]
+        decompress.restype = ctypes.c_int
+        return alloc, free, decompress
+    return None
+
+
+LIBDEFLATE = _load_libdeflate()
+FALLBACK_INFLATE: Inflate = inflate_zlib if isal_zlib is None else inflate_isal
+
+
+def inflate_libdeflate(stream: memoryview) -> np.ndarray:
+    """Inflate one whole zlib stream with libdeflate into a uint8 array of the exact size.
+
+    A MAT miCOMPRESSED stream holds one element, whose tag (type, byte count) comes first:
+    the first 8 bytes inflated give the size. A stream that does not inflate to exactly
+    that goes to `FALLBACK_INFLATE`, so any stream inflates as with zlib. Needs libdeflate.
+    """
+    if LIBDEFLATE is None:
+        raise RuntimeError("libdeflate is not installed; use inflate_isal or inflate_zlib")
+    size = _inflated_size(stream)
+    if size is None:
+        return FALLBACK_INFLATE(stream)
+    alloc, free, decompress = LIBDEFLATE
+    source = np.frombuffer(stream, np.uint8)
+    out = np.empty(size, np.uint8)
+    used = ctypes.c_size_t()
+    decompressor = alloc()
+    if not decompressor:
+        raise MemoryError("libdeflate_alloc_decompressor")
+    try:
+        result = decompress(
+            decompressor, source.ctypes.data, source.size, out.ctypes.data, size, used, None
+        )
+    finally:
+        free(decompressor)
+    if result == LIBDEFLATE_BAD_DATA:
+        raise NotRecognised("compressed data: invalid or corrupt stream")
+    if result != LIBDEFLATE_SUCCESS:  # another size than the tag's: let the general path say
+        return FALLBACK_INFLATE(stream)
+    if used.value != source.size:
+        raise NotRecognised("compressed stream truncated, or bytes after it")
+    return out
+
+
+def _inflated_size(stream: memoryview) -> int | None:
+    """Tag plus payload bytes of the element that ``stream`` starts with; None if unclear."""
+    for peek in (stream[:SIZE_PEEK_BYTES], stream):
+        try:
+            head = zlib.decompressobj().decompress(peek, TAG_BYTES)
+        except zlib.error:
+            return None  # corrupt: the fallback says how
+        if len(head) == TAG_BYTES:
+            (size,) = struct.unpack_from("<I", head, 4)
+            size += TAG_BYTES
+            return size if size <= MAX_DEFLATE_RATIO * len(stream) else None
+        if len(peek) == len(stream):
+            break
+    return None
+
+
+# The fastest one present.
+INFLATE: Inflate = FALLBACK_INFLATE if LIBDEFLATE is None else inflate_libdeflate
 
 
 def read_mat(path: str | Path, *, inflate: Inflate = INFLATE) -> MatSegment:

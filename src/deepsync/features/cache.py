@@ -88,10 +88,10 @@ class RowWriter:
         """Write one segment's rows, then journal it (the order makes a kill harmless)."""
         for name, values in arrays.items():
             header, row_bytes = self.offsets[name]
-            data = np.ascontiguousarray(values, dtype=self.shapes.of(name)[1]).tobytes()
-            if len(data) != row_bytes:
-                raise DeepSyncError(f"internal: {name} row of {len(data)} bytes, not {row_bytes}")
-            os.pwrite(self.files[name], data, header + row * row_bytes)
+            data = np.ascontiguousarray(values, dtype=self.shapes.of(name)[1])
+            if data.nbytes != row_bytes:
+                raise DeepSyncError(f"internal: {name} row of {data.nbytes} bytes, not {row_bytes}")
+            os.pwrite(self.files[name], memoryview(data).cast("B"), header + row * row_bytes)
         self.journal.write(json.dumps({"row": row, **record}) + "\n")
         self.journal.flush()
 

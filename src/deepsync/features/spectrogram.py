@@ -16,7 +16,12 @@ import scipy.signal
 
 from deepsync.config import FeaturesConfig
 from deepsync.errors import DeepSyncError
-from deepsync.features.kernel import POWER_FLOOR, dropout_frames, spectrogram_kernel
+from deepsync.features.kernel import (
+    POWER_FLOOR,
+    dropout_frames,
+    spectrogram_kernel,
+    spectrogram_kernel_serial,
+)
 
 CANONICAL_BANDS_HZ = (
     (0.1, 4.0),
@@ -117,16 +122,17 @@ def log_band_edges(bands: int, first_bin: float, bins: int) -> np.ndarray:
 
 
 def run_kernel(
-    x: np.ndarray, plan: SpectrogramPlan, frame_valid: np.ndarray
+    x: np.ndarray, plan: SpectrogramPlan, frame_valid: np.ndarray, *, threads: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
     """The raw kernel: float32 (C, B, T) log mean PSD, NaN where masked; float64 (C, W, D) PSD.
 
-    x: float32 (channels, samples), C-contiguous; frame_valid: (F,) bool.
+    x: float32 (channels, samples), C-contiguous; frame_valid: (F,) bool. ``threads``:
+    channels in parallel on numba's threads, else all on this thread (same results).
     """
     channels, bands = x.shape[0], plan.band_edges.size - 1
     image = np.empty((channels, bands, plan.pooled_frames.shape[0]), np.float32)
     table = np.empty((channels, plan.table_windows.shape[0], plan.table_lo.size), np.float64)
-    spectrogram_kernel(
+    (spectrogram_kernel if threads else spectrogram_kernel_serial)(
         x,
         plan.window,
         plan.hop,
@@ -153,11 +159,17 @@ def _pooled(n_frames: int, pooled: int) -> np.ndarray:
     return np.stack([start, np.maximum(edges[1:], start + 1)], axis=1)
 
 
-def segment_features(channels_major: np.ndarray, plan: SpectrogramPlan) -> SegmentFeatures:
-    """Run the kernel on one segment (float32 (channels, samples)) and apply dropout rules."""
+def segment_features(
+    channels_major: np.ndarray, plan: SpectrogramPlan, *, threads: bool = True
+) -> SegmentFeatures:
+    """Run the kernel on one segment (float32 (channels, samples)) and apply dropout rules.
+
+    ``threads=False`` keeps the kernel on this thread: for worker processes, which share
+    the cores already (it never starts numba's threading layer).
+    """
     x = np.ascontiguousarray(channels_major, dtype=np.float32)
     hit, dropout = dropout_frames(x, plan.window.size, plan.hop, plan.n_frames)
-    image, table = run_kernel(x, plan, ~hit)
+    image, table = run_kernel(x, plan, ~hit, threads=threads)
     frame_valid = ~np.isnan(image[0, 0])
     _fill_masked(image, frame_valid, plan.impute_max_frames)
     window_valid = np.array(

@@ -39,6 +39,7 @@ from deepsync.features.spectrogram import plan_for, segment_features
 from deepsync.parallel import parallel_map
 
 PREFETCH = 4  # files asked of the page cache ahead of the workers
+WARM_UP_RATE = 400  # Hz, of the tiny segment `load_kernels` runs
 
 
 @dataclass
@@ -89,7 +90,7 @@ def build_features(config: Config, *, workers: int = 1, progress: bool = True) -
         smoothing=0.1,
     )
     try:
-        with bar, closing(parallel_map(_compute, jobs, workers, _one_thread)) as results:
+        with bar, closing(parallel_map(_compute, jobs, workers, _in_worker)) as results:
             for row, outcome in results:
                 if isinstance(outcome, str):
                     report.failed.append((index["path"].iat[row], outcome))
@@ -174,11 +175,30 @@ def _prefetch(path: str) -> None:
         os.close(fd)
 
 
-def _one_thread() -> None:
-    """Processes share the cores: numba's own threads would oversubscribe them."""
-    import numba
+_kernel_threads = True  # False in worker processes: see `_in_worker`
 
-    numba.set_num_threads(1)
+
+def _in_worker() -> None:
+    """Processes share the cores: numba's own threads would oversubscribe them.
+
+    Workers run the serial kernel, which `load_kernels` loaded in the forkserver before
+    they forked from it: no threading layer to start, no kernel to load per worker.
+    """
+    global _kernel_threads
+    _kernel_threads = False
+
+
+def load_kernels() -> None:
+    """Load (or compile) the worker's numba functions by running them on a tiny segment.
+
+    Run in the forkserver (`deepsync.features.preload`), so that every worker forks with
+    them ready; only serial ones, as OpenMP threads do not survive a fork. The signature
+    is the one `_compute` calls with: a read-only float32 (channels, samples) signal.
+    """
+    plan = plan_for(FeaturesConfig(), 4 * WARM_UP_RATE, WARM_UP_RATE)
+    x = np.zeros((16, 4 * WARM_UP_RATE), np.float32)
+    x.flags.writeable = False
+    segment_features(x, plan, threads=False)
 
 
 @functools.lru_cache(maxsize=8)
@@ -194,7 +214,9 @@ def _compute(job) -> tuple[int, tuple[dict, dict] | str]:
             warnings.simplefilter("always")
             segment = read_segment(path)
         features = segment_features(
-            segment.channels_major, _plan(params, segment.data.shape[0], segment.sampling_rate)
+            segment.channels_major,
+            _plan(params, segment.data.shape[0], segment.sampling_rate),
+            threads=_kernel_threads,
         )
     except DeepSyncError as error:
         return row, str(error)
