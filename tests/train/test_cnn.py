@@ -118,3 +118,27 @@ def test_window_level_and_other_options_train(fold, tmp_path, changes):
     result = fit_fold(stacks, data, cfg, 2, tmp_path, progress=False)
     assert len(result["valid_scores"]) == len(data.valid_rows)
     assert np.isfinite(result["valid_scores"]).all()
+
+
+def test_runtime_on_a_machine_without_a_gpu():
+    from deepsync.errors import DeepSyncError
+    from deepsync.train.cnn import Runtime
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    rt = Runtime.resolve(CnnConfig())
+    assert rt.device.type == "cpu" and rt.dtype is None and not rt.channels_last
+    assert Runtime.resolve(CnnConfig(precision="bf16")).dtype == torch.bfloat16
+    with pytest.raises(DeepSyncError, match="no CUDA GPU"):
+        Runtime.resolve(CnnConfig(device="cuda"))
+
+
+def test_a_stack_too_small_for_the_model_is_a_one_line_error(fold, tmp_path):
+    from deepsync.errors import DeepSyncError
+
+    stacks, data = fold
+    cfg = CnnConfig(level="window", window_frames=24, epochs=1)  # 80 x 24: below 75 x 75
+    with pytest.raises(DeepSyncError, match="input_height and cnn.input_width"):
+        fit_fold(stacks, data, cfg, 0, tmp_path, progress=False)
+    resized = dataclasses.replace(cfg, model="test_resnet", input_width=80)
+    assert len(fit_fold(stacks, data, resized, 0, tmp_path / "ok", progress=False)["valid_scores"])

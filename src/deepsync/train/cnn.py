@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader, WeightedRandomSampler
 from tqdm import tqdm
 
 from deepsync.config import CnnConfig
+from deepsync.errors import DeepSyncError
 from deepsync.train.augment import stack_augmentations
 from deepsync.train.baseline import combine
 from deepsync.train.dataset import Normaliser, StackDataset
@@ -58,8 +59,6 @@ class Runtime:
     def resolve(cls, cfg: CnnConfig) -> Runtime:
         cuda = torch.cuda.is_available()
         if cfg.device == "cuda" and not cuda:
-            from deepsync.errors import DeepSyncError
-
             raise DeepSyncError("cnn.device=cuda but no CUDA GPU is visible; use cnn.device=auto")
         device = torch.device("cuda" if cfg.device != "cpu" and cuda else "cpu")
         precision = cfg.precision
@@ -131,6 +130,21 @@ def _seed_worker(worker: int) -> None:
         dataset.transform.set_random_seed(info.seed % 2**32)
 
 
+def _check_input(model: nn.Module, shape: tuple[int, int, int], name: str) -> None:
+    """One zero stack through the model, so a too-small input fails now, in one line."""
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, *shape, device=next(model.parameters()).device))
+    except RuntimeError as error:
+        if "input size" not in str(error) and "Output size is too small" not in str(error):
+            raise
+        raise DeepSyncError(
+            f"{name} cannot take {shape[1]}x{shape[2]} stacks (too small); set "
+            "cnn.input_height and cnn.input_width (e.g. 80 and 80) to resize them"
+        ) from None
+
+
 def predict(model: nn.Module, dataset: StackDataset, cfg: CnnConfig, rt: Runtime, how: str):
     """Segment scores (probabilities) for every row of ``dataset``."""
     model.eval()
@@ -172,6 +186,7 @@ def fit_fold(
     _, bands, frames = stacks.shape[1:]
     size = _input_size(cfg, bands, width or frames)
     model = build_model(cfg, size).to(rt.device)
+    _check_input(model, (stacks.shape[1], *(size or (bands, width or frames))), cfg.model)
     if rt.channels_last:
         model = model.to(memory_format=torch.channels_last)
     train_set = StackDataset(
