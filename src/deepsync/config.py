@@ -96,6 +96,7 @@ class CnnConfig:
 
     model: str = "inception_resnet_v2"  # any timm model name
     pretrained_file: Path | None = None  # ImageNet weights (.safetensors/.pth); none: random
+    pretrained_hub: bool = False  # else timm's own weights from the Hugging Face cache
     freeze: str = "none"  # none | backbone (head only) | first_and_head (the 2020 project)
     level: str = "segment"  # segment: whole stacks | window: crops, scores combined
     window_frames: int = 36  # level=window: crop width in time frames

@@ -72,3 +72,20 @@ def test_unknown_model_and_missing_weights_are_one_line_errors(tmp_path):
     cfg = dataclasses.replace(CnnConfig(), pretrained_file=tmp_path / "nope.safetensors")
     with pytest.raises(DeepSyncError, match="does not exist"):
         build_model(cfg)
+
+
+def test_unusable_weights_are_one_line_errors(tmp_path, monkeypatch):
+    garbage = tmp_path / "weights.pth"
+    garbage.write_bytes(b"not a checkpoint")
+    with pytest.raises(DeepSyncError, match="with weights from file .*weights.pth"):
+        build_model(CnnConfig(model="test_resnet", pretrained_file=garbage))
+
+    import timm
+
+    def offline(*args, **kwargs):  # what the hub client raises with no cache and no network
+        assert kwargs.get("pretrained") is True
+        raise OSError("We couldn't connect to 'https://huggingface.co'\nmore lines")
+
+    monkeypatch.setattr(timm, "create_model", offline)
+    with pytest.raises(DeepSyncError, match=r"Hugging Face cache \(HF_HOME\): We couldn't connect"):
+        build_model(CnnConfig(model="test_resnet", pretrained_hub=True))

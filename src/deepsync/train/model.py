@@ -1,10 +1,11 @@
 """The CNN: any timm model with 16 input channels and one logit, optionally pretrained.
 
-ImageNet weights come from a local file (``cnn.pretrained_file``; timm adapts the first
-convolution from 3 to 16 channels); without one the model starts from random weights,
-with a warning. Freezing strategies let users compare: ``none``, ``backbone`` (only the
-classifier learns) and ``first_and_head`` (the 2020 project: first convolution and
-classifier learn, everything between stays frozen).
+ImageNet weights come from a local file (``cnn.pretrained_file``) or, with
+``cnn.pretrained_hub``, from timm's Hugging Face cache (offline with ``HF_HUB_OFFLINE=1``);
+timm adapts the first convolution from 3 to 16 channels. Without either the model starts
+from random weights, with a warning. Freezing strategies let users compare: ``none``,
+``backbone`` (only the classifier learns) and ``first_and_head`` (the 2020 project: first
+convolution and classifier learn, everything between stays frozen).
 """
 
 from __future__ import annotations
@@ -64,16 +65,30 @@ def build_model(cfg: CnnConfig, size: tuple[int, int] | None = None) -> StackCla
                 f"ImageNet weights (.safetensors or .pth) or leave it unset for random init"
             )
         kwargs.update(pretrained=True, pretrained_cfg_overlay={"file": str(path)})
+    elif cfg.pretrained_hub:
+        kwargs["pretrained"] = True
     else:
         warnings.warn(
-            f"no pretrained weights (cnn.pretrained_file): {cfg.model} starts from random init",
+            f"no pretrained weights (cnn.pretrained_file or cnn.pretrained_hub): {cfg.model} "
+            "starts from random init",
             PretrainedWeightsWarning,
             stacklevel=2,
         )
     try:
         backbone = timm.create_model(cfg.model, **kwargs)
-    except (RuntimeError, ValueError, OSError) as error:
-        raise DeepSyncError(f"cannot build {cfg.model}: {error}") from None
+    except Exception as error:  # hub: no cache and no network; file: not these weights
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        where = (
+            f"file {cfg.pretrained_file}"
+            if cfg.pretrained_file is not None
+            else "the Hugging Face cache (HF_HOME)"
+            if cfg.pretrained_hub
+            else "timm"
+        )
+        raise DeepSyncError(
+            f"cannot build {cfg.model} with weights from {where}: {first}; give "
+            "cnn.pretrained_file=/path/to/weights or leave both unset for random init"
+        ) from None
     freeze(backbone, cfg.freeze)
     return StackClassifier(backbone, size)
 
