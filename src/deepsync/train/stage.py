@@ -27,7 +27,12 @@ from deepsync.config import Config
 from deepsync.errors import DeepSyncError
 from deepsync.features.cache import FeatureCache, cache_folder
 from deepsync.train import baseline
-from deepsync.train.folds import load_or_make_folds, random_folds, training_segments
+from deepsync.train.folds import (
+    grouped_folds,
+    load_or_make_folds,
+    random_folds,
+    training_segments,
+)
 from deepsync.train.metrics import calibrate, oof_metrics, summary_table
 
 SETTINGS = ("features", "train", "baseline", "cnn")  # what a run's results depend on
@@ -151,18 +156,16 @@ def _fold_parts(folds: pd.DataFrame, test: pd.DataFrame):
     for patient, part in folds.groupby("patient", sort=True):
         patient_test = test[test["patient"] == patient]
         for fold in sorted(part["fold"].unique()):
-            yield (
-                patient,
-                int(fold),
-                part[part["fold"] != fold],
-                part[part["fold"] == fold],
-                (patient_test),
-            )
+            training, held = part[part["fold"] != fold], part[part["fold"] == fold]
+            yield patient, int(fold), training, held, patient_test
 
 
-def _collect(held, scores, patient_test, test_scores, fold, oof_parts, test_parts) -> None:
-    oof_parts.append(held[["segment", "patient", "label", "fold"]].assign(score=scores))
-    test_parts.append(patient_test[["segment", "patient"]].assign(fold=fold, score=test_scores))
+def _predictions(held, scores, patient_test, test_scores, fold):
+    """One fold's rows of oof.csv and of test.csv."""
+    return (
+        held[["segment", "patient", "label", "fold"]].assign(score=scores),
+        patient_test[["segment", "patient"]].assign(fold=fold, score=test_scores),
+    )
 
 
 def _run_baseline(cache, folds, test, config) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -176,7 +179,9 @@ def _run_baseline(cache, folds, test, config) -> tuple[pd.DataFrame, pd.DataFram
             config.baseline,
             config.train.seed + fold,
         )
-        _collect(held, valid_scores, patient_test, test_scores, fold, oof_parts, test_parts)
+        oof, tested = _predictions(held, valid_scores, patient_test, test_scores, fold)
+        oof_parts.append(oof)
+        test_parts.append(tested)
     return pd.concat(oof_parts, ignore_index=True), pd.concat(test_parts, ignore_index=True)
 
 
@@ -207,15 +212,11 @@ def _run_cnn(cache, folds, test, config, folder, progress) -> tuple[pd.DataFrame
                 desc=f"cnn patient {patient} fold {fold}",
                 meta={"patient": int(patient), "fold": fold, "model": config.cnn.model},
             )
-        _collect(
-            held,
-            result["valid_scores"],
-            patient_test,
-            result["test_scores"],
-            fold,
-            oof_parts,
-            test_parts,
+        oof, tested = _predictions(
+            held, result["valid_scores"], patient_test, result["test_scores"], fold
         )
+        oof_parts.append(oof)
+        test_parts.append(tested)
     return pd.concat(oof_parts, ignore_index=True), pd.concat(test_parts, ignore_index=True)
 
 
@@ -223,12 +224,11 @@ def leak_check(config: Config) -> dict[str, float]:
     """The baseline's pooled OOF AUC on hour-grouped folds and on hour-blind random folds."""
     cache = FeatureCache.open(cache_folder(config.features))
     segments = training_segments(cache.segments, _patients(config))
-    from deepsync.train.folds import grouped_folds
-
     out = {}
     for name, make in (("grouped", grouped_folds), ("random", random_folds)):
         folds = make(segments, config.train.folds, config.train.seed)
-        oof, _ = _run_baseline(cache, folds, _test_segments(cache, folds).iloc[:0], config)
+        no_test = _test_segments(cache, folds).iloc[:0]  # out-of-fold scores only
+        oof, _ = _run_baseline(cache, folds, no_test, config)
         out[name] = oof_metrics(oof)["pooled_auc"]
     return out
 
