@@ -30,7 +30,7 @@ from deepsync.data import synthetic
 from deepsync.data.segment import read_segment
 from deepsync.data.stage import prepare
 from deepsync.features.spectrogram import plan_for, segment_features
-from deepsync.features.stage import _in_worker, build_features
+from deepsync.features.stage import build_features, in_worker
 from deepsync.parallel import parallel_map
 
 KERNEL_TARGET = 4.0  # at least this many times faster than per-channel scipy
@@ -171,7 +171,7 @@ def _peak_rss_after(path: Path) -> int:
 
 
 def _worker_peak_rss(paths: list[Path], workers: int) -> int:
-    with closing(parallel_map(_peak_rss_after, paths, max(workers, 2), _in_worker)) as peaks:
+    with closing(parallel_map(_peak_rss_after, paths, max(workers, 2), in_worker)) as peaks:
         return max(peaks)
 
 

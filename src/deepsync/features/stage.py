@@ -90,7 +90,7 @@ def build_features(config: Config, *, workers: int = 1, progress: bool = True) -
         smoothing=0.1,
     )
     try:
-        with bar, closing(parallel_map(_compute, jobs, workers, _in_worker)) as results:
+        with bar, closing(parallel_map(_compute, jobs, workers, in_worker)) as results:
             for row, outcome in results:
                 if isinstance(outcome, str):
                     report.failed.append((index["path"].iat[row], outcome))
@@ -175,10 +175,10 @@ def _prefetch(path: str) -> None:
         os.close(fd)
 
 
-_kernel_threads = True  # False in worker processes: see `_in_worker`
+_kernel_threads = True  # False in worker processes: see `in_worker`
 
 
-def _in_worker() -> None:
+def in_worker() -> None:
     """Processes share the cores: numba's own threads would oversubscribe them.
 
     Workers run the serial kernel, which `load_kernels` loaded in the forkserver before

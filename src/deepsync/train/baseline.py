@@ -30,7 +30,7 @@ def window_rows(cache: FeatureCache, rows: np.ndarray) -> tuple[np.ndarray, np.n
 def combine(scores: np.ndarray, owner: np.ndarray, segments: int, how: str, empty: float):
     """Per segment: max, mean or std of its window scores; ``empty`` where it has none."""
     frame = pd.DataFrame({"owner": owner, "score": scores})
-    grouped = frame.groupby("owner")["score"].agg(how if how != "std" else "std")
+    grouped = frame.groupby("owner")["score"].agg(how)
     if how == "std":
         grouped = grouped.fillna(0.0)  # one window: no spread
     out = np.full(segments, empty, dtype=np.float64)

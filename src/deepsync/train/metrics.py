@@ -27,10 +27,15 @@ def auc(labels, scores) -> float:
     return float(roc_auc_score(labels, np.asarray(scores, dtype=np.float64)))
 
 
-def _platt(scores: np.ndarray, labels: np.ndarray) -> LogisticRegression | None:
-    if len(np.unique(labels)) < 2:
-        return None
-    return LogisticRegression(C=1.0).fit(_logit(scores)[:, None], labels)
+def _platt(known: pd.DataFrame, scores: pd.Series) -> np.ndarray:
+    """``scores`` through a logistic fit of label on logit(score) over ``known`` rows.
+
+    With one class in ``known`` there is nothing to fit: the scores come back unchanged.
+    """
+    if known["label"].nunique() < 2:
+        return scores.to_numpy(dtype=np.float64)
+    model = LogisticRegression(C=1.0).fit(_logit(known["score"])[:, None], known["label"])
+    return model.predict_proba(_logit(scores)[:, None])[:, 1]
 
 
 def _logit(scores: np.ndarray) -> np.ndarray:
@@ -43,14 +48,7 @@ def calibrate(oof: pd.DataFrame) -> pd.Series:
     out = pd.Series(np.nan, index=oof.index, dtype=np.float64)
     for _, part in oof.groupby("patient"):
         for fold, held in part.groupby("fold"):
-            rest = part[part["fold"] != fold]
-            model = _platt(rest["score"].to_numpy(), rest["label"].to_numpy())
-            if model is None:
-                out[held.index] = held["score"]
-            else:
-                out[held.index] = model.predict_proba(_logit(held["score"].to_numpy())[:, None])[
-                    :, 1
-                ]
+            out[held.index] = _platt(part[part["fold"] != fold], held["score"])
     return out
 
 
@@ -58,10 +56,7 @@ def calibrate_test(oof: pd.DataFrame, test: pd.DataFrame) -> pd.Series:
     """Test scores through each patient's map fitted on all of that patient's OOF scores."""
     out = test["score"].astype(np.float64).copy()
     for patient, part in test.groupby("patient"):
-        known = oof[oof["patient"] == patient]
-        model = _platt(known["score"].to_numpy(), known["label"].to_numpy())
-        if model is not None:
-            out[part.index] = model.predict_proba(_logit(part["score"].to_numpy())[:, None])[:, 1]
+        out[part.index] = _platt(oof[oof["patient"] == patient], part["score"])
     return out
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+from tqdm import tqdm
 
 from deepsync.config import Config
 from deepsync.errors import DeepSyncError
@@ -192,7 +193,8 @@ def _run_cnn(cache, folds, test, config, folder, progress) -> tuple[pd.DataFrame
     for patient, fold, training, held, patient_test in _fold_parts(folds, test):
         fold_folder = folder / "cnn" / f"patient{patient}" / f"fold{fold}"
         done = fold_folder / "result.json"
-        if done.exists():
+        trained = not done.exists()
+        if not trained:
             result = json.loads(done.read_text())
         else:
             data = FoldData(
@@ -212,6 +214,11 @@ def _run_cnn(cache, folds, test, config, folder, progress) -> tuple[pd.DataFrame
                 desc=f"cnn patient {patient} fold {fold}",
                 meta={"patient": int(patient), "fold": fold, "model": config.cnn.model},
             )
+        tqdm.write(
+            f"cnn patient {patient} fold {fold}: best AUC {result['best_auc']:.3f} at epoch "
+            f"{result['best_epoch']} of {result['epochs_run']}"
+            + ("" if trained else " (already trained)")
+        )
         oof, tested = _predictions(
             held, result["valid_scores"], patient_test, result["test_scores"], fold
         )
