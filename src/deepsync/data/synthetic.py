@@ -2,7 +2,7 @@
 
 Real enough to exercise the pipeline honestly:
 - 1/f background, patient-specific rhythms, correlated electrodes, amplitudes of tens of
-  microvolts quantised like an ADC (so the files compress about 3:1, like real EEG);
+  microvolts quantised like an ADC (so the files compress 2.8:1, like real EEG);
 - random effects shared by the six segments of an hour (gains, spectral slope, band
   powers), so hour-blind cross-validation is optimistic, as on the real data;
 - a preictal signature (more power in a patient-specific band, more synchrony) whose
@@ -37,7 +37,7 @@ from deepsync.parallel import parallel_map
 MARKER = "SYNTHETIC.json"  # written last: its presence means the set is complete
 TEST_LABELS = "synthetic_test_labels.csv"  # beside (outside) the data folder
 PUBLIC_SHARE = 0.3  # of scored test files, as on the leaderboard
-QUANTUM_UV = 1.0  # ADC step in microvolts: gives real EEG's ~3:1 compression
+QUANTUM_UV = 0.3  # ADC step in microvolts: the files compress 2.8:1, as real EEG's median
 BACKGROUND_UV = 30.0  # typical standard deviation of the signal
 
 # Per patient, in order (cycled beyond three): preictal effect and test-set preictal rate.
