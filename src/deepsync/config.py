@@ -112,6 +112,7 @@ class CnnConfig:
     warmup_epochs: float = 1.0
     clip_grad: float = 1.0  # max gradient norm; 0: off
     patience: int = 5  # epochs without a better fold AUC before stopping
+    precise_bn: bool = True  # recompute batch-norm statistics on the training fold before eval
     balance: str = "loss"  # loss (positive class weight) | sampler (balanced batches)
     device: str = "auto"  # auto | cpu | cuda
     precision: str = "auto"  # auto (bf16 on a GPU, fp32 on CPU) | fp32 | bf16 | fp16

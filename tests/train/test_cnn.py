@@ -105,6 +105,26 @@ def test_early_stopping_ends_a_fold_that_stops_improving(fold, tmp_path, monkeyp
     assert result["epochs_run"] == 3 and result["best_epoch"] == 1
 
 
+def test_batchnorm_statistics_are_recomputed_from_the_training_stacks(fold):
+    from deepsync.train.cnn import Runtime, recalibrate_batchnorm
+    from deepsync.train.dataset import Normaliser, StackDataset
+
+    stacks, data = fold
+    normaliser = Normaliser.fit(stacks, data.train_rows, "channel", 0)
+    dataset = StackDataset(stacks, data.train_rows, data.train_labels, normaliser, train=True)
+    cfg = dataclasses.replace(FAST, batch_size=len(dataset))  # one batch: exact statistics
+    model = build_model(cfg)
+    conv, norm = model.backbone.conv1[0], model.backbone.conv1[1]  # the stem's first pair
+    norm.running_mean.add_(100.0)  # stale statistics
+    recalibrate_batchnorm(model, dataset, cfg, Runtime.resolve(cfg), seed=0)
+    with torch.no_grad():
+        x = torch.stack([dataset[i][0] for i in range(len(dataset))])
+        features = conv(x).transpose(0, 1).flatten(1)  # (channels, everything else)
+    assert torch.allclose(norm.running_mean, features.mean(1), atol=1e-4)
+    assert torch.allclose(norm.running_var, features.var(1), rtol=1e-3)
+    assert norm.momentum == 0.1  # restored: training goes on as before
+
+
 @pytest.mark.parametrize(
     "changes",
     [

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, WeightedRandomSampler
+from torch.utils.data import DataLoader, Subset, WeightedRandomSampler
 from tqdm import tqdm
 
 from deepsync.config import CnnConfig
@@ -33,6 +33,7 @@ from deepsync.train.dataset import Normaliser, StackDataset
 from deepsync.train.metrics import auc
 from deepsync.train.model import build_model
 
+PRECISE_BN_STACKS = 512  # training stacks that batch-norm statistics are recomputed on
 LOG_COLUMNS = ["epoch", "train_loss", "valid_auc", "best_auc", "lr", "seconds"]
 
 
@@ -124,7 +125,7 @@ def _loader(dataset: StackDataset, cfg: CnnConfig, *, train: bool, seed: int) ->
 
 def _seed_worker(worker: int) -> None:
     info = torch.utils.data.get_worker_info()
-    dataset = info.dataset
+    dataset = getattr(info.dataset, "dataset", info.dataset)  # through a Subset
     dataset.rng = np.random.default_rng(info.seed % 2**32)
     if dataset.transform is not None:
         dataset.transform.set_random_seed(info.seed % 2**32)
@@ -143,6 +144,37 @@ def _check_input(model: nn.Module, shape: tuple[int, int, int], name: str) -> No
             f"{name} cannot take {shape[1]}x{shape[2]} stacks (too small); set "
             "cnn.input_height and cnn.input_width (e.g. 80 and 80) to resize them"
         ) from None
+
+
+def recalibrate_batchnorm(
+    model: nn.Module, dataset: StackDataset, cfg: CnnConfig, rt: Runtime, seed: int
+) -> None:
+    """Batch-norm statistics recomputed on the training fold with the weights as they are now.
+
+    The running averages lag the weights by many steps; in short runs that lag can flatten
+    (or even invert) the eval-mode output although the training-mode one separates the
+    classes. One pass without gradients over up to PRECISE_BN_STACKS training stacks,
+    every batch weighted equally, removes the lag (about a third of an epoch's work on
+    the demo, less on big folds).
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    saved = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+    chosen = np.random.default_rng(seed).permutation(len(dataset))[:PRECISE_BN_STACKS]
+    model.train()
+    with torch.no_grad():
+        for x, _ in _loader(Subset(dataset, chosen.tolist()), cfg, train=False, seed=0):
+            x = x.to(rt.device, non_blocking=True)
+            if rt.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with rt.autocast():
+                model(x)
+    for m, momentum in zip(norms, saved, strict=True):
+        m.momentum = momentum
 
 
 def predict(model: nn.Module, dataset: StackDataset, cfg: CnnConfig, rt: Runtime, how: str):
@@ -255,6 +287,8 @@ def fit_fold(
                 losses.append(loss.item())
                 bar.update()
                 bar.set_postfix(loss=f"{losses[-1]:.3f}", best=f"{state['best_auc']:.3f}")
+            if cfg.precise_bn:
+                recalibrate_batchnorm(runner, train_set, cfg, rt, seeded)
             score = auc(data.valid_labels, predict(runner, valid_set, cfg, rt, cfg.combine))
             state["epoch"] = epoch
             if score > state["best_auc"] or state["best_epoch"] == 0:
