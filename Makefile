@@ -10,22 +10,32 @@ DS     := $(BIN)/deepsync
 #   SOURCE=synthetic|kaggle|dir   DATA_DIR=/path   KAGGLE_DATASET=owner/slug
 #   PROFILE=file.toml             SET="section.key=value ..."
 #   BENCH_ARGS="--files 12 --reps 3"
+#   SUBMIT=1 MSG="..." (make submit sends to Kaggle)   KAGGLE=1 (make leaderboard asks Kaggle)
+#   FILE=path.csv (validate, score)   FILES="a.csv b.csv" WEIGHTS=2,1 OUT=path.csv (blend)
 SOURCE         ?=
 DATA_DIR       ?=
 KAGGLE_DATASET ?=
 PROFILE        ?=
 SET            ?=
 BENCH_ARGS     ?=
+SUBMIT         ?=
+MSG            ?=
+KAGGLE         ?=
+FILE           ?=
+FILES          ?=
+WEIGHTS        ?=
+OUT            ?= submissions/blend.csv
 
 GLOBAL_ARGS := $(if $(PROFILE),--profile $(PROFILE)) $(foreach s,$(SET),--set $(s))
 DEMO_ARGS   := --profile $(or $(PROFILE),demo) $(foreach s,$(SET),--set $(s))
 DATA_ARGS   := $(if $(SOURCE),--source $(SOURCE)) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) \
                $(if $(KAGGLE_DATASET),--kaggle-dataset $(KAGGLE_DATASET))
 
-.PHONY: help setup data features train leak-check bench-features demo test test-all lint format clean
+.PHONY: help setup data features train leak-check submit validate score blend leaderboard \
+        bench-features demo test test-all lint format clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,13 +57,32 @@ train: setup ## fit the baseline and the CNN per patient on hour-grouped folds (
 leak-check: setup ## the baseline's CV AUC on hour-grouped vs hour-blind folds
 	$(DS) $(GLOBAL_ARGS) train --leak-check
 
+submit: setup ## write, validate and score the run's submission; SUBMIT=1 MSG="..." sends it
+	$(DS) $(GLOBAL_ARGS) submit $(if $(SUBMIT),--submit) $(if $(MSG),--message "$(MSG)")
+
+validate: setup ## check FILE=path.csv against the sample submission
+	@test -n "$(FILE)" || { echo "make validate: give FILE=path/to/submission.csv" >&2; exit 2; }
+	$(DS) $(GLOBAL_ARGS) validate $(FILE)
+
+score: setup ## FILE=path.csv's pooled AUC on the Public (and Private) test files
+	@test -n "$(FILE)" || { echo "make score: give FILE=path/to/submission.csv" >&2; exit 2; }
+	$(DS) $(GLOBAL_ARGS) score $(FILE)
+
+blend: setup ## rank-average FILES="a.csv b.csv" (WEIGHTS=2,1) into OUT
+	@test -n "$(FILES)" || { echo 'make blend: give FILES="a.csv b.csv"' >&2; exit 2; }
+	$(DS) $(GLOBAL_ARGS) blend $(FILES) $(if $(WEIGHTS),--weights $(WEIGHTS)) --out $(OUT)
+
+leaderboard: setup ## local CV vs public and private scores; KAGGLE=1 reads Kaggle's back
+	$(DS) $(GLOBAL_ARGS) leaderboard $(if $(KAGGLE),--kaggle)
+
 bench-features: setup ## benchmark the feature stage against loadmat and scipy (prints figures)
 	$(BIN)/python -m deepsync.features.bench $(BENCH_ARGS)
 
-demo: setup ## data, features and train on the embedded synthetic set (demo profile, CPU)
+demo: setup ## data to submission on the embedded synthetic set (demo profile, CPU)
 	$(DS) $(DEMO_ARGS) data --source synthetic
 	$(DS) $(DEMO_ARGS) features
 	$(DS) $(DEMO_ARGS) train
+	$(DS) $(DEMO_ARGS) submit
 
 test: setup ## the test suite (no GPU, no network)
 	$(BIN)/python -m pytest
@@ -69,5 +98,5 @@ format: setup ## ruff format and fix
 	$(BIN)/ruff format src tests
 	$(BIN)/ruff check --fix src tests
 
-clean: ## remove generated data, caches, runs and reports (keeps .venv)
+clean: ## remove generated data, caches, runs and reports (keeps .venv and submissions/)
 	rm -rf data runs cache reports

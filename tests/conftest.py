@@ -6,8 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from deepsync.config import SyntheticConfig
+from deepsync.config import SyntheticConfig, load_config
 from deepsync.data import synthetic
+from deepsync.data.stage import prepare
+from deepsync.features.cache import FeatureCache
+from deepsync.features.stage import build_features
+from tests.standins.kaggle_server import point_kaggle_client_here, running_stand_in
+
+USER, KEY = "deepsync-tester", "dummy-key-0123456789abcdef"  # never a real credential
 
 # Small enough for seconds, big enough for every kind of file the real set has.
 TINY = SyntheticConfig(
@@ -28,3 +34,51 @@ def tiny_set(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("tiny")
     synthetic.generate(TINY, root / "synthetic", workers=1, progress=False)
     return root / "synthetic"
+
+
+FAST_CNN = [  # a 0.4 M-parameter timm model: the loop's behaviour, in seconds
+    "cnn.model=test_resnet",
+    "cnn.epochs=2",
+    "cnn.batch_size=8",
+    "cnn.patience=5",
+]
+
+
+def tiny_config(tiny_set, base, *extra):
+    return load_config(
+        overrides=[
+            "data.source=dir",
+            f"data.data_dir={tiny_set}",
+            f"data.root={base}/data",
+            f"features.cache_root={base}/cache",
+            f"train.runs_root={base}/runs",
+            f"submit.folder={base}/submissions",
+            "train.folds=2",
+            *extra,
+        ]
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_cache(tiny_set, tmp_path_factory):
+    """(base folder, FeatureCache) of the tiny set: two patients, 20 s segments."""
+    base = tmp_path_factory.mktemp("train")
+    config = tiny_config(tiny_set, base)
+    prepare(config, progress=False)
+    report = build_features(config, workers=1, progress=False)
+    assert report.ok
+    return base, FeatureCache.open(report.folder)
+
+
+@pytest.fixture
+def kaggle_home(monkeypatch, tmp_path):
+    """The real kaggle client, sent to the stand-in with dummy credentials; returns its HOME."""
+    point_kaggle_client_here(monkeypatch, tmp_path / "home", USER, KEY)
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def kaggle_server(kaggle_home):
+    """A stand-in Kaggle on localhost:7777, running for one test."""
+    with running_stand_in() as state:
+        yield state

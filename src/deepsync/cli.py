@@ -89,7 +89,77 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_common_options(train, top_level=False)
     train.set_defaults(run=_run_train)
+    _add_submit_stages(stages)
     return parser
+
+
+def _add_submit_stages(stages) -> None:
+    """submit, validate, score, blend, leaderboard."""
+    submit = stages.add_parser(
+        "submit",
+        help="write the run's submission, score it locally, optionally send it to Kaggle",
+        description="From runs/<run>/: fold-averaged test predictions, the cross-patient "
+        "calibration and model (or blend) with the best pooled OOF AUC, written to "
+        "submissions/<name>.csv in the sample submission's order, validated, scored on the "
+        "local test labels, and added to submissions/ledger.csv. With --submit, sent to "
+        "Kaggle with the kaggle client. Settings: [submit] section, e.g. "
+        "--set submit.model=cnn --set submit.calibration=rank.",
+    )
+    submit.add_argument("--submit", action="store_true", help="also send the file to Kaggle")
+    submit.add_argument("-m", "--message", default="", help="the Kaggle submission's description")
+    _add_common_options(submit, top_level=False)
+    submit.set_defaults(run=_run_submit)
+
+    validate = stages.add_parser(
+        "validate",
+        help="check a submission CSV against the sample submission",
+        description="Says precisely what is wrong with FILE: header, missing, extra or "
+        "duplicated files, values that are not numbers, NaN, outside [0, 1]. Exit 0 if valid.",
+    )
+    validate.add_argument("file", type=Path, help="the submission CSV")
+    validate.add_argument(
+        "--sample", type=Path, help="sample submission (default: the data's own, or Kaggle's)"
+    )
+    _add_common_options(validate, top_level=False)
+    validate.set_defaults(run=_run_validate)
+
+    score = stages.add_parser(
+        "score",
+        help="a submission's pooled ROC AUC on the Public (and Private) test files",
+        description="Scores FILE as the leaderboard did: one ROC AUC over all patients' "
+        "Public files (Ignored ones left out), per patient too; Private as well where its "
+        "labels are known (the synthetic set). Labels: the organisers' public label file "
+        "(shipped), or the synthetic set's, whichever labels FILE's test files.",
+    )
+    score.add_argument("file", type=Path, help="the submission CSV")
+    score.add_argument("--labels", type=Path, help="test labels file (image,class,usage)")
+    _add_common_options(score, top_level=False)
+    score.set_defaults(run=_run_score)
+
+    blend = stages.add_parser(
+        "blend",
+        help="rank-average several submissions into one",
+        description="Each submission's scores become ranks in (0, 1), averaged file by "
+        "file (weighted if --weights is given): the 2016 winners' blend.",
+    )
+    blend.add_argument("files", type=Path, nargs="+", help="submission CSVs")
+    blend.add_argument("--weights", help="comma-separated, one per file (default: equal)")
+    blend.add_argument("--out", type=Path, required=True, help="where to write the blend")
+    _add_common_options(blend, top_level=False)
+    blend.set_defaults(run=_run_blend)
+
+    board = stages.add_parser(
+        "leaderboard",
+        help="local CV against public and private scores, per submission",
+        description="A table of every submission in submissions/ledger.csv: pooled OOF AUC, "
+        "local Public/Private scores, the scores Kaggle returned and the gaps; also written "
+        "to submissions/leaderboard.csv. --kaggle reads Kaggle's scores back first.",
+    )
+    board.add_argument(
+        "--kaggle", action="store_true", help="first fetch the submissions' Kaggle scores"
+    )
+    _add_common_options(board, top_level=False)
+    board.set_defaults(run=_run_leaderboard)
 
 
 def _add_common_options(parser: argparse.ArgumentParser, *, top_level: bool) -> None:
@@ -185,6 +255,83 @@ def _run_train(config: Config, args: argparse.Namespace) -> int:
     from deepsync.train.stage import summary, train
 
     print(summary(train(config, progress=not args.no_progress)))
+    return 0
+
+
+def _run_submit(config: Config, args: argparse.Namespace) -> int:
+    from deepsync.submit.leaderboard import render, save, table
+    from deepsync.submit.stage import make_submission, send, summary
+
+    report = make_submission(config)
+    if args.submit:
+        try:
+            send(report, config, args.message or f"deepsync {config.train.run}")
+        finally:
+            print(summary(report))
+    else:
+        print(summary(report))
+        print("  (not sent to Kaggle: `make submit SUBMIT=1 MSG=...` sends it)")
+    board = table(config.submit.folder)
+    save(board, config.submit.folder)
+    print(render(board))
+    return 0
+
+
+def _run_validate(config: Config, args: argparse.Namespace) -> int:
+    from deepsync.submit.references import pick_sample
+    from deepsync.submit.submission import problems, read_sample
+
+    sample_path = args.sample or pick_sample(config, args.file)
+    found = problems(args.file, read_sample(sample_path))
+    if found:
+        print(f"{args.file}: not valid against {sample_path}:")
+        for problem in found:
+            print(f"  - {problem}")
+        return 1
+    print(f"{args.file}: valid ({sample_path})")
+    return 0
+
+
+def _run_score(config: Config, args: argparse.Namespace) -> int:
+    from deepsync.submit.references import pick_labels, pick_sample
+    from deepsync.submit.scoring import describe, load_labels, score
+    from deepsync.submit.submission import read, read_sample
+
+    labels_path = args.labels or pick_labels(config, args.file)
+    labels = load_labels(labels_path)
+    scores = read(args.file, read_sample(pick_sample(config, args.file)))
+    print(f"score: {args.file} against {labels_path} (pooled ROC AUC)")
+    print(describe(score(scores, labels)))
+    return 0
+
+
+def _run_blend(config: Config, args: argparse.Namespace) -> int:
+    from deepsync.submit.blend import rank_average
+    from deepsync.submit.references import pick_sample
+    from deepsync.submit.submission import read, read_sample, write
+
+    sample = read_sample(pick_sample(config, args.files[0]))
+    weights = None
+    if args.weights:
+        try:
+            weights = [float(w) for w in args.weights.split(",")]
+        except ValueError:
+            raise DeepSyncError(f"--weights {args.weights!r}: give numbers like 2,1") from None
+    blended = rank_average([read(f, sample) for f in args.files], weights)
+    print(f"blend: {write(args.out, blended, sample)} (rank average of {len(args.files)})")
+    return 0
+
+
+def _run_leaderboard(config: Config, args: argparse.Namespace) -> int:
+    from deepsync.submit.leaderboard import refresh_from_kaggle, render, save, table
+
+    if args.kaggle:
+        added = refresh_from_kaggle(config.submit.folder, config.data.competition)
+        print(f"leaderboard: {added} new score(s) from Kaggle")
+    board = table(config.submit.folder)
+    path = save(board, config.submit.folder)
+    print(render(board))
+    print(f"  table: {path}")
     return 0
 
 

@@ -8,6 +8,7 @@ an unknown key or a value of the wrong type is a `DeepSyncError` listing what is
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -24,6 +25,8 @@ MODELS = ("baseline", "cnn")
 ESTIMATORS = ("logistic", "gbm")
 COMBINES = ("max", "mean", "std")
 FREEZES = ("none", "backbone", "first_and_head")
+SUBMIT_MODELS = ("auto", "blend", *MODELS)
+CALIBRATIONS = ("auto", "none", "rank", "standardise", "prior", "platt")
 PROFILES = Path(__file__).parent / "profiles"  # named profiles: --profile demo
 
 
@@ -122,6 +125,19 @@ class CnnConfig:
 
 
 @dataclass(frozen=True)
+class SubmitConfig:
+    """What `make submit` writes from a run, and where."""
+
+    model: str = "auto"  # auto (best pooled OOF AUC) | baseline | cnn | blend (rank average)
+    calibration: str = (
+        "auto"  # auto (best pooled OOF AUC) | none | rank | standardise | prior | platt
+    )
+    name: str = ""  # submissions/<name>.csv; empty: the run's name
+    folder: Path = Path("submissions")  # submissions, their descriptions and ledger.csv
+    tta: int = 0  # CNN: extra time-shifted copies per stack at prediction (0: none)
+
+
+@dataclass(frozen=True)
 class Config:
     """Every setting of the kit, one section per concern."""
 
@@ -131,6 +147,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
     cnn: CnnConfig = field(default_factory=CnnConfig)
+    submit: SubmitConfig = field(default_factory=SubmitConfig)
 
     def validate(self) -> Config:
         """Check values that a type alone cannot; return self so calls chain."""
@@ -171,12 +188,21 @@ class Config:
             "cnn.balance": (c.balance, ("loss", "sampler"), False),
             "cnn.device": (c.device, ("auto", "cpu", "cuda"), False),
             "cnn.precision": (c.precision, ("auto", "fp32", "bf16", "fp16"), False),
+            "submit.model": (self.submit.model, SUBMIT_MODELS, False),
+            "submit.calibration": (self.submit.calibration, CALIBRATIONS, False),
         }
         for key, (value, valid, listed) in choices.items():
             values = [v.strip() for v in value.split(",")] if listed else [value]
             bad = [v for v in values if v not in valid]
             if bad or not values:
                 raise DeepSyncError(f"{key}={value!r}: use {' | '.join(valid)}")
+        if self.submit.name and not _plain_name(self.submit.name):
+            raise DeepSyncError(
+                f"submit.name={self.submit.name!r} must be a plain file name (letters, digits, "
+                "'.', '_', '-'), without .csv"
+            )
+        if not 0 <= self.submit.tta <= 16:
+            raise DeepSyncError(f"submit.tta={self.submit.tta} must be between 0 and 16")
         if t.folds < 2:
             raise DeepSyncError(f"train.folds={t.folds} must be at least 2")
         if t.patients and not all(p.strip().isdigit() for p in t.patients.split(",")):
@@ -217,6 +243,10 @@ class Config:
             }
             for f in dataclasses.fields(self)
         }
+
+
+def _plain_name(name: str) -> bool:
+    return bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name)) and not name.endswith(".csv")
 
 
 def load_config(profile: Path | None = None, overrides: typing.Iterable[str] = ()) -> Config:

@@ -13,33 +13,14 @@ from deepsync.data import kaggle_source
 from deepsync.data.archive import md5_file
 from deepsync.data.segment import write_segment
 from deepsync.errors import DeepSyncError
-from tests.standins.kaggle_server import (
-    RULES_MESSAGE,
-    etag_of,
-    point_kaggle_client_here,
-    running_stand_in,
-)
+from tests.conftest import KEY, USER
+from tests.standins.kaggle_server import RULES_MESSAGE, etag_of
 
-USER, KEY = "deepsync-tester", "dummy-key-0123456789abcdef"  # never a real credential
 COMPETITION_FILES = {
     "train_1.zip": ["train_1/1_1_0.mat", "train_1/1_2_0.mat", "train_1/1_1_1.mat"],
     "test_1_new.zip": ["test_1_new/new_1_1.mat", "test_1_new/new_1_2.mat"],
 }
 LABELS = "train_and_test_data_labels_safe.csv"
-
-
-@pytest.fixture
-def kaggle_home(monkeypatch, tmp_path):
-    """The real client, sent to the stand-in with dummy credentials; returns its HOME."""
-    point_kaggle_client_here(monkeypatch, tmp_path / "home", USER, KEY)
-    return tmp_path / "home"
-
-
-@pytest.fixture
-def kaggle_server(kaggle_home):
-    """A stand-in Kaggle on localhost:7777, running for one test."""
-    with running_stand_in() as state:
-        yield state
 
 
 @pytest.fixture(scope="module")

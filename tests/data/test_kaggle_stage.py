@@ -12,7 +12,6 @@ from deepsync.config import load_config
 from deepsync.data import archive
 from deepsync.data.index import scan_folder
 from deepsync.data.stage import prepare
-from tests.standins.kaggle_server import point_kaggle_client_here, running_stand_in
 
 
 @pytest.fixture
@@ -32,15 +31,10 @@ def served(tiny_set, tmp_path_factory):
     return files, reference
 
 
-@pytest.fixture
-def kaggle(monkeypatch, tmp_path):
-    point_kaggle_client_here(monkeypatch, tmp_path / "home", "deepsync-tester", "dummy-key")
-    with running_stand_in() as server:
-        yield server
-
-
-def test_kaggle_source_indexes_what_it_downloaded(kaggle, served, tiny_set, tmp_path, monkeypatch):
-    kaggle.files, reference = served
+def test_kaggle_source_indexes_what_it_downloaded(
+    kaggle_server, served, tiny_set, tmp_path, monkeypatch
+):
+    kaggle_server.files, reference = served
     monkeypatch.setattr(archive, "reference_md5", lambda: reference)
     config = load_config(overrides=["data.source=kaggle", f"data.root={tmp_path / 'data'}"])
     data = prepare(config, progress=False)
@@ -72,10 +66,10 @@ def cli(tmp_path, *args):
     )
 
 
-def test_cli_refuses_files_that_differ_from_the_originals(kaggle, served, tmp_path):
+def test_cli_refuses_files_that_differ_from_the_originals(kaggle_server, served, tmp_path):
     """Synthetic files under real names cannot match the real MD5s: named, one line."""
     files, _ = served
-    kaggle.files = {name: data for name, data in files.items() if name.startswith("train_")}
+    kaggle_server.files = {name: data for name, data in files.items() if name.startswith("train_")}
     result = cli(tmp_path)
     assert result.returncode == 2
     line = result.stderr.strip()
@@ -84,8 +78,8 @@ def test_cli_refuses_files_that_differ_from_the_originals(kaggle, served, tmp_pa
     assert "the original has" in line and "delete" in line and "train_1.zip" in line
 
 
-def test_cli_explains_the_empty_competition_page(kaggle, tmp_path):
-    kaggle.empty = True
+def test_cli_explains_the_empty_competition_page(kaggle_server, tmp_path):
+    kaggle_server.empty = True
     result = cli(tmp_path)
     assert result.returncode == 2
     assert "epilepsyecosystem.org" in result.stderr and "SOURCE=dir" in result.stderr

@@ -23,10 +23,26 @@ bearer token); an error is any status >= 400, with Kaggle's JSON shape
 - ``security.OAuthService/IntrospectToken`` ``{token}`` -> ``{active, username}``: how the
   client checks a KAGGLE_API_TOKEN before using it as a bearer token.
 
+Submissions (kaggle's ``competition_submit`` and ``ListSubmissions``):
+- ``competitions.CompetitionApiService/StartSubmissionUpload`` ``{competitionName,
+  fileName, contentLength, lastModifiedEpochSeconds}`` -> ``{token, createUrl}``; the
+  client then PUTs the file's bytes to ``createUrl`` (200 or 201 means done).
+- ``competitions.CompetitionApiService/CreateSubmission`` ``{competitionName,
+  blobFileTokens, submissionDescription}`` -> ``{message, ref}``; Kaggle refuses with an
+  HTTP error and its JSON message (rules not accepted, daily limit, bad file).
+- ``competitions.CompetitionApiService/ListSubmissions`` ``{competitionName, group,
+  sortBy, pageSize, pageToken, page}`` -> ``{submissions: [{ref, fileName, date,
+  description, status, publicScore, privateScore, errorDescription, totalBytes}],
+  nextPageToken}``, newest first; status is an enum name (PENDING, COMPLETE, ERROR),
+  scores are strings, dates ISO 8601 with a Z.
+
 Modes: ``files`` (name -> bytes), ``tokens`` (access token -> user name), ``empty`` (the
-lists come back empty), ``forbidden`` (downloads answer 403 as when the competition's
-rules are not accepted; listing still works, as on Kaggle). Every request is recorded
-in ``requests``.
+lists come back empty), ``forbidden`` (downloads and submissions answer 403 as when the
+competition's rules are not accepted; listing still works, as on Kaggle),
+``refuse_submissions`` (CreateSubmission answers 400 with this message), ``upload_status``
+(the PUT's answer), ``scorer`` (bytes of a submission -> (public, private) score strings;
+submissions are COMPLETE at once unless ``pending``). Every request is recorded in
+``requests``; submissions received are in ``submissions``.
 
 Use: ``point_kaggle_client_here(monkeypatch, tmp_path / "home", user, key)``, then
 ``with running_stand_in() as server:`` (a background thread, stopped when the block ends).
@@ -42,7 +58,7 @@ import json
 import os
 import threading
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -52,6 +68,8 @@ import pytest
 HOST, PORT = "127.0.0.1", 7777  # loopback only; the port kagglesdk's TEST environment uses
 API = "/api/v1/"
 STORAGE = "/storage/"  # stands in for the signed cloud-storage URLs Kaggle redirects to
+UPLOADS = "/upload/"  # stands in for the resumable-upload URLs Kaggle hands out
+MAX_UPLOAD_BYTES = 16 << 20
 MAX_BODY_BYTES = 1 << 16  # API calls carry small JSON bodies; refuse anything bigger
 SOCKET_TIMEOUT_S = 10
 LAST_MODIFIED = "Mon, 05 Dec 2016 12:00:00 GMT"  # the competition's close, in the client's format
@@ -78,6 +96,12 @@ class KaggleStandIn:
     empty: bool = False
     forbidden: bool = False
     max_page_size: int = 200
+    refuse_submissions: str = ""
+    upload_status: int = 200
+    pending: bool = False
+    scorer: Callable[[bytes], tuple[str, str]] = lambda content: ("0.5", "0.5")
+    uploads: dict[str, dict] = field(default_factory=dict)  # token -> {name, content}
+    submissions: list[dict] = field(default_factory=list)  # as ListSubmissions shows them
     requests: list[Recorded] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -124,6 +148,12 @@ class _Handler(BaseHTTPRequestHandler):
             "datasets.DatasetApiService/DownloadDataset",
         ):
             return self._redirect_to_file(body)
+        if method == "competitions.CompetitionApiService/StartSubmissionUpload":
+            return self._start_upload(body)
+        if method == "competitions.CompetitionApiService/CreateSubmission":
+            return self._create_submission(body)
+        if method == "competitions.CompetitionApiService/ListSubmissions":
+            return self._list_submissions(body)
         return self._json(404, {"code": 404, "message": f"no such method: {self.path}"})
 
     def _list(self, body: dict, key: str):
@@ -148,6 +178,88 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Location", STORAGE + urllib.parse.quote(name) + "?signature=test")
         self.send_header("Content-Length", "0")
         self.end_headers()
+
+    # -- submissions -----------------------------------------------------------------
+
+    def _start_upload(self, body: dict):
+        state = self.server.state
+        if state.forbidden:
+            return self._json(403, {"code": 403, "message": RULES_MESSAGE})
+        token = f"blob-{len(state.uploads) + 1}"
+        with state._lock:
+            state.uploads[token] = {"name": body.get("fileName", ""), "content": None}
+        host = f"http://localhost:{self.server.server_address[1]}"
+        self._json(200, {"token": token, "createUrl": f"{host}{UPLOADS}{token}"})
+
+    def do_PUT(self):
+        self._record({})
+        state = self.server.state
+        token = urllib.parse.urlsplit(self.path).path.removeprefix(UPLOADS)
+        content = self._raw_body()
+        if token not in state.uploads or content is None:
+            return self._json(404, {"code": 404, "message": "no such upload"})
+        if state.upload_status not in (200, 201):
+            return self._json(state.upload_status, {"code": state.upload_status, "message": "no"})
+        with state._lock:
+            state.uploads[token]["content"] = content
+        self._json(200, {})
+
+    def _create_submission(self, body: dict):
+        state = self.server.state
+        if state.forbidden:
+            return self._json(403, {"code": 403, "message": RULES_MESSAGE})
+        if state.refuse_submissions:
+            return self._json(400, {"code": 400, "message": state.refuse_submissions})
+        upload = state.uploads.get(body.get("blobFileTokens", ""), {})
+        content = upload.get("content")
+        if content is None:
+            return self._json(400, {"code": 400, "message": "the file was not uploaded"})
+        public, private = ("", "") if state.pending else state.scorer(content)
+        ref = 51000 + len(state.submissions) + 1
+        with state._lock:
+            state.submissions.insert(
+                0,
+                {
+                    "ref": ref,
+                    "fileName": upload["name"],
+                    "date": "2026-12-02T12:00:00.000Z",
+                    "description": body.get("submissionDescription", ""),
+                    "status": "PENDING" if state.pending else "COMPLETE",
+                    "publicScore": public,
+                    "privateScore": private,
+                    "errorDescription": "",
+                    "totalBytes": len(content),
+                    "submittedBy": self._user(),
+                },
+            )
+        competition = body.get("competitionName", "")
+        self._json(200, {"message": f"Successfully submitted to {competition}", "ref": ref})
+
+    def _list_submissions(self, body: dict):
+        state = self.server.state
+        size = min(int(body.get("pageSize") or 20), state.max_page_size)
+        start = int(body.get("pageToken") or 0)
+        page = state.submissions[start : start + size]
+        answer = {"submissions": page}
+        if start + size < len(state.submissions):
+            answer["nextPageToken"] = str(start + size)
+        self._json(200, answer)
+
+    def _raw_body(self) -> bytes | None:
+        """A PUT's bytes, sent with a Content-Length or chunked."""
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    self.rfile.readline()
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+                if sum(map(len, chunks)) > MAX_UPLOAD_BYTES:
+                    return None
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length <= MAX_UPLOAD_BYTES else None
 
     # -- file contents ---------------------------------------------------------------
 

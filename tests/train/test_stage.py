@@ -7,8 +7,7 @@ import pytest
 
 from deepsync.errors import DeepSyncError
 from deepsync.train.stage import leak_check, summary, train
-
-from .conftest import FAST_CNN, tiny_config
+from tests.conftest import FAST_CNN, tiny_config
 
 pytestmark = pytest.mark.filterwarnings("ignore::deepsync.train.model.PretrainedWeightsWarning")
 

@@ -14,6 +14,7 @@ is expected there, and the error says where the data lives now.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import shutil
@@ -24,6 +25,7 @@ from pathlib import Path, PurePosixPath
 from deepsync.config import DataConfig
 from deepsync.data import archive
 from deepsync.errors import DeepSyncError
+from deepsync.kaggle_client import authenticated_api, kaggle_errors
 
 DOWNLOADS = "downloads"
 FILES = "files"
@@ -32,11 +34,6 @@ LIST_PAGE_SIZE = 200  # files per list call; the client's default is 20
 PROBLEMS_SHOWN = 3  # mismatching files named in an error before "and N more"
 
 DISK_ADVICE = "data already on disk is read with `make data SOURCE=dir DATA_DIR=/path`"
-CREDENTIALS_ADVICE = (
-    "no usable Kaggle credentials: save kaggle.json from https://www.kaggle.com/settings/api "
-    "as ~/.kaggle/kaggle.json (chmod 600), or set KAGGLE_USERNAME and KAGGLE_KEY, or a "
-    f"current KAGGLE_API_TOKEN; {DISK_ADVICE}"
-)
 MOVED_ADVICE = (
     "the competition's data left Kaggle in 2018 and now lives on epilepsyecosystem.org "
     "(download it there), or use a Kaggle dataset copy with KAGGLE_DATASET=owner/slug; "
@@ -67,7 +64,7 @@ def fetch(
     reference = archive.reference_md5() if reference is None else reference
     target = Path(target).resolve()
     downloads, files = target / DOWNLOADS, target / FILES
-    api = _authenticated_api(config)
+    api = authenticated_api(DISK_ADVICE)
     remote = _list_files(api, config)
     if not remote:
         raise DeepSyncError(_empty_list_message(config))
@@ -81,70 +78,10 @@ def fetch(
 # -- the kaggle client ------------------------------------------------------------------
 
 
-def _authenticated_api(config: DataConfig):
-    """A fresh, authenticated KaggleApi (never the one ``import kaggle`` caches)."""
-    api = _client_class()()
-    try:
-        # Checking a KAGGLE_API_TOKEN asks the server: its failures are Kaggle errors.
-        help_text = contextlib.redirect_stdout(io.StringIO())  # printed when none is found
-        with _kaggle_errors(config, "checking the Kaggle token"), help_text:
-            api.authenticate()
-    except (OSError, SystemExit):  # how kaggle <= 1.7 and 1.8-2.2.3 say "no credentials"
-        raise DeepSyncError(CREDENTIALS_ADVICE) from None
-    values = getattr(api, "config_values", {})
-    if not (values.get("token") or (values.get("username") and values.get("key"))):
-        raise DeepSyncError(CREDENTIALS_ADVICE)  # a client that only printed its help
-    return api
-
-
-def _client_class():
-    """KaggleApi, building its HTTP client the way kagglesdk itself does.
-
-    ``import kaggle`` authenticates at import: without credentials it raises OSError,
-    exits (SystemExit) or prints a help text, depending on the version. kaggle 2.2.5
-    also sends every call to api.kaggle.com unless KAGGLE_API_ENVIRONMENT=LOCALHOST,
-    while kagglesdk honours every value of it (TEST: a local stand-in): building the
-    client with kagglesdk's own environment keeps production the same and lets tests
-    drive the real client. Verbose mode stays off: it prints request headers,
-    credentials included.
-    """
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            from kaggle.api.kaggle_api_extended import KaggleApi
-            from kagglesdk import KaggleClient
-            from kagglesdk.kaggle_env import get_env
-    except ImportError as error:
-        raise DeepSyncError(
-            f"the kaggle client is not installed ({error}): run `make setup`"
-        ) from error
-    except (OSError, SystemExit):
-        raise DeepSyncError(CREDENTIALS_ADVICE) from None
-
-    class DeepSyncKaggleApi(KaggleApi):
-        def build_kaggle_client(self):
-            return KaggleClient(
-                env=get_env(),
-                verbose=False,
-                username=self.config_values.get(self.CONFIG_NAME_USER),
-                password=self.config_values.get(self.CONFIG_NAME_KEY),
-                api_token=self.config_values.get(self.CONFIG_NAME_TOKEN),
-                response_processor=self.get_response_processor(),
-            )
-
-    return DeepSyncKaggleApi
-
-
-@contextlib.contextmanager
 def _kaggle_errors(config: DataConfig, action: str):
-    """Turn the client's HTTP and network failures into one-line advice."""
-    import requests
-
-    try:
-        yield
-    except requests.HTTPError as error:
-        raise DeepSyncError(_http_message(config, action, error)) from error
-    except requests.RequestException as error:
-        raise DeepSyncError(_network_message(action, error)) from error
+    return kaggle_errors(
+        action, functools.partial(_http_advice, config), "rerun (partial downloads resume)"
+    )
 
 
 def _list_files(api, config: DataConfig) -> list[RemoteFile]:
@@ -373,18 +310,8 @@ def _empty_list_message(config: DataConfig) -> str:
     return f"Kaggle lists no files for competition {config.competition}: {MOVED_ADVICE}"
 
 
-def _http_message(config: DataConfig, action: str, error) -> str:
-    """Advice for an HTTP error status; the server's own message, never a URL or header."""
-    response = getattr(error, "response", None)
-    status = getattr(response, "status_code", None)
-    said = _server_message(response)
-    where = f"{action}: HTTP {status}{f' ({said})' if said else ''}"
-    if status == 401:
-        return (
-            f"Kaggle refused the credentials while {where}: replace ~/.kaggle/kaggle.json or "
-            "KAGGLE_USERNAME/KAGGLE_KEY (or KAGGLE_API_TOKEN) with a new token from "
-            "https://www.kaggle.com/settings/api"
-        )
+def _http_advice(config: DataConfig, status: int | None, where: str) -> str | None:
+    """Advice for the statuses a download meets; None: the common advice."""
     if status == 403 and not config.kaggle_dataset:
         return (
             f"Kaggle refused {where}: accept the rules at "
@@ -396,22 +323,4 @@ def _http_message(config: DataConfig, action: str, error) -> str:
         return f"Kaggle found nothing while {where}: check KAGGLE_DATASET=owner/slug"
     if status == 404:
         return f"Kaggle found nothing while {where}: {MOVED_ADVICE}"
-    if status == 429:
-        return f"Kaggle is rate-limiting us while {where}: wait a few minutes and rerun"
-    return f"Kaggle failed while {where}: try again later; rerun resumes partial downloads"
-
-
-def _server_message(response) -> str:
-    """Kaggle's error message from a JSON body (``{"code": .., "message": ..}``), one line."""
-    try:
-        message = str(response.json().get("message", ""))
-    except Exception:  # no body, not JSON, not a dict: nothing to quote
-        return ""
-    return " ".join(message.split())[:200]
-
-
-def _network_message(action: str, error: Exception) -> str:
-    return (
-        f"could not reach Kaggle while {action} ({type(error).__name__}): check the network "
-        "connection or proxy, then rerun (partial downloads resume)"
-    )
+    return None

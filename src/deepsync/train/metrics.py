@@ -34,11 +34,11 @@ def _platt(known: pd.DataFrame, scores: pd.Series) -> np.ndarray:
     """
     if known["label"].nunique() < 2:
         return scores.to_numpy(dtype=np.float64)
-    model = LogisticRegression(C=1.0).fit(_logit(known["score"])[:, None], known["label"])
-    return model.predict_proba(_logit(scores)[:, None])[:, 1]
+    model = LogisticRegression(C=1.0).fit(logit(known["score"])[:, None], known["label"])
+    return model.predict_proba(logit(scores)[:, None])[:, 1]
 
 
-def _logit(scores: np.ndarray) -> np.ndarray:
+def logit(scores: np.ndarray) -> np.ndarray:
     p = np.clip(np.asarray(scores, dtype=np.float64), 1e-6, 1 - 1e-6)
     return np.log(p / (1 - p))
 

@@ -1,0 +1,1 @@
+"""`make submit`: test predictions to a validated submission, scored locally, sent to Kaggle."""

@@ -1,0 +1,134 @@
+"""``submissions/ledger.csv``: every submission written, sent, refused and scored, appended.
+
+The ledger is an append-only list of events; nothing in it is ever rewritten. Each event
+is one CSV line written with a single ``write`` on a file opened for appending, then
+synced, and ends with a checksum of its fields. A crash in the middle of a line leaves a
+line without its end: the next append first ends it, and reading skips any line whose
+checksum does not match (with a warning), so every complete event survives.
+
+Events: ``written`` (a submission file with its local scores), ``submitted`` (sent to
+Kaggle: its reference), ``refused`` (Kaggle, the client or the credentials said no: why),
+``kaggle`` (the scores Kaggle returned for a submission, read back later).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import time
+import warnings
+import zlib
+from pathlib import Path
+
+import pandas as pd
+
+LEDGER_FILE = "ledger.csv"
+COLUMNS = [
+    "time",
+    "event",
+    "file",
+    "run",
+    "model",
+    "calibration",
+    "config_hash",
+    "oof_auc",
+    "local_public",
+    "local_private",
+    "kaggle_ref",
+    "kaggle_status",
+    "kaggle_public",
+    "kaggle_private",
+    "message",
+    "crc",  # CRC-32 of the fields before it: a line cut short by a crash never passes
+]
+EVENTS = ("written", "submitted", "refused", "kaggle")
+
+
+def append(folder: Path, event: str, **values) -> dict:
+    """Append one event (``values``: any of COLUMNS) to ``folder/ledger.csv``; return it."""
+    if event not in EVENTS:
+        raise ValueError(f"unknown ledger event {event!r}")
+    unknown = set(values) - set(COLUMNS)
+    if unknown:
+        raise ValueError(f"unknown ledger columns {sorted(unknown)}")
+    row = {c: "" for c in COLUMNS} | {k: _text(v) for k, v in values.items()}
+    row |= {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "event": event}
+    path = Path(folder) / LEDGER_FILE
+    _ensure_header(path)
+    row["crc"] = _crc([row[c] for c in COLUMNS[:-1]])
+    line = io.StringIO()
+    csv.writer(line, lineterminator="\n").writerow([row[c] for c in COLUMNS])
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    try:
+        if not _ends_with_newline(path):
+            os.write(fd, b"\n")  # a crash cut the last event short: end it, skip it on reading
+        data = line.getvalue().encode()
+        while data:
+            data = data[os.write(fd, data) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return row
+
+
+def read(folder: Path) -> pd.DataFrame:
+    """Every complete event, oldest first (an empty frame with COLUMNS if none)."""
+    path = Path(folder) / LEDGER_FILE
+    if not path.exists():
+        return pd.DataFrame(columns=COLUMNS)
+    rows, skipped = [], 0
+    with open(path, newline="") as handle:
+        lines = handle.read().split("\n")[1:]  # after the header; the last piece is "" if whole
+    for fields in csv.reader(lines):
+        if not fields:
+            continue
+        if len(fields) != len(COLUMNS) or fields[-1] != _crc(fields[:-1]):
+            skipped += 1
+            continue
+        rows.append(dict(zip(COLUMNS, fields, strict=True)))
+    if skipped:
+        warnings.warn(
+            f"{path}: skipped {skipped} incomplete line(s) (an interrupted write)", stacklevel=2
+        )
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    for column in ("oof_auc", "local_public", "local_private", "kaggle_public", "kaggle_private"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce")
+    return frame
+
+
+def _crc(fields: list[str]) -> str:
+    return f"{zlib.crc32(chr(31).join(fields).encode()):08x}"
+
+
+def _ensure_header(path: Path) -> None:
+    """Create the ledger with its header, atomically, if there is none yet."""
+    if path.exists() and path.stat().st_size:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + f".{os.getpid()}.partial")
+    partial.write_text(",".join(COLUMNS) + "\n")
+    try:
+        os.link(partial, path)  # fails if another process created it first: keep theirs
+    except FileExistsError:
+        pass
+    finally:
+        partial.unlink()
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        handle.seek(0, os.SEEK_END)
+        if handle.tell() == 0:
+            return True
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1) == b"\n"
+
+
+def _text(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float):
+        return repr(value)  # exact: a score read back equals the one written
+    return " ".join(str(value).split())  # one line, always

@@ -1,0 +1,66 @@
+"""Which sample submission and which test labels a submission is checked and scored with.
+
+Two of each can apply: the data set's own (``make data`` wrote where: the synthetic set
+carries its sample submission and its hidden test labels), and the real competition's,
+shipped with the kit. A submission file goes with the one that names its files.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from deepsync.config import Config
+from deepsync.data.stage import DATASET_FILE
+from deepsync.errors import DeepSyncError
+from deepsync.submit import scoring, submission
+
+
+def dataset(config: Config) -> dict:
+    """What `make data` wrote into dataset.json; an error if it has not run."""
+    path = Path(config.data.root) / DATASET_FILE
+    if not path.exists():
+        raise DeepSyncError(f"no {path}: run `make data` first")
+    return json.loads(path.read_text())
+
+
+def pick_sample(config: Config, csv_path: Path | None = None) -> Path:
+    """The data's own sample submission, else Kaggle's; for a CSV, the one naming its files."""
+    own = _own(config, "sample")
+    candidates = [p for p in (own, submission.reference_sample()) if p is not None]
+    if csv_path is None:
+        return candidates[0]
+    names = _names(csv_path)
+    return max(candidates, key=lambda p: len(names & set(submission.read_sample(p))))
+
+
+def pick_labels(config: Config, csv_path: Path | None = None) -> Path:
+    """The data's own test labels, else the organisers'; for a CSV, the ones naming its files."""
+    own = _own(config, "labels")
+    candidates = [p for p in (own, scoring.reference_labels()) if p is not None]
+    if csv_path is None:
+        return candidates[0]
+    names = _names(csv_path)
+    return max(candidates, key=lambda p: len(names & set(scoring.load_labels(p)["File"])))
+
+
+def _own(config: Config, what: str) -> Path | None:
+    path = Path(config.data.root) / DATASET_FILE
+    if not path.exists():
+        return None
+    described = json.loads(path.read_text())
+    if what == "sample":
+        own = Path(described["folder"]) / submission.SAMPLE_FILE
+    else:
+        own = Path(described["test_labels"]) if described.get("test_labels") else None
+    return own if own is not None and own.exists() else None
+
+
+def _names(csv_path: Path) -> set[str]:
+    """The first column's values of a CSV, however malformed the rest is."""
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as handle:
+            return {row[0].strip() for row in csv.reader(handle) if row}
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise DeepSyncError(f"cannot read {csv_path}: {error}") from None

@@ -1,0 +1,303 @@
+"""`make submit`: a run's test predictions to ``submissions/<name>.csv``, scored, ledgered.
+
+From ``runs/<run>/``, for every model trained there: the fold models' test scores
+averaged per segment, every cross-patient calibration measured on the OOF predictions
+(pooled AUC, as the leaderboard scores), the best one applied (or the configured one),
+and, with two models, their rank average as a third candidate. The candidate with the
+best pooled OOF AUC is written (or the configured ``submit.model``), in the sample
+submission's order; all-zero test segments get the median score (neutral: the
+leaderboard ignores them). Beside it, ``<name>.json`` describes it (run, settings, OOF
+AUCs, local scores), and ``ledger.csv`` gains a ``written`` event, then ``submitted``
+or ``refused`` when it is sent to Kaggle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from deepsync.config import MODELS, Config
+from deepsync.errors import DeepSyncError
+from deepsync.features.cache import cache_folder
+from deepsync.submit import calibration, kaggle_api, ledger, references, scoring, submission
+from deepsync.submit.blend import rank_average
+from deepsync.train.metrics import auc
+from deepsync.train.stage import run_folder
+
+LEADERBOARD_FILE = "leaderboard.csv"
+MISSING_SHOWN = 3
+
+
+@dataclass
+class Candidate:
+    """One model (or the blend) ready to submit: calibrated OOF and test scores."""
+
+    model: str
+    calibration: str
+    oof_auc: float
+    oof: pd.Series  # calibrated OOF score by segment
+    test: pd.Series  # calibrated, fold-averaged test score by segment (file name)
+    measured: dict[str, float] = field(default_factory=dict)  # pooled OOF AUC per method
+
+
+@dataclass
+class SubmissionReport:
+    path: Path
+    chosen: Candidate
+    candidates: list[Candidate]
+    scores: dict | None  # scoring.score's result; None where no labels match the test set
+    neutral_files: int  # all-zero test segments given the neutral score
+    filled_files: int  # test files without a prediction, given the neutral score
+    config_hash: str
+    warned: list[str] = field(default_factory=list)
+    kaggle_ref: str = ""
+
+
+def make_submission(config: Config) -> SubmissionReport:
+    """Write, validate, score and ledger the run's submission (nothing sent to Kaggle)."""
+    references.dataset(config)  # `make data` ran
+    run = run_folder(config)
+    if not (run / "config.json").exists():
+        raise DeepSyncError(f"no trained run in {run}: run `make train` first")
+    settings = json.loads((run / "config.json").read_text())
+    candidates = _candidates(run, config)
+    chosen = _choose(candidates, config.submit.model)
+    sample = submission.read_sample(references.pick_sample(config))
+    scores, neutral, filled, warned = _final_scores(chosen, sample, config)
+    name = config.submit.name or config.train.run
+    folder = Path(config.submit.folder)
+    path = folder / f"{name}.csv"
+    digest = _config_hash(settings["settings"], config)
+    _refuse_overwriting_a_sent_file(folder, path, digest)
+    submission.write(path, scores, sample)
+    labels = scoring.load_labels(references.pick_labels(config))
+    local = scoring.score(scores, labels) if scoring.matches(labels, sample) else None
+    report = SubmissionReport(path, chosen, candidates, local, neutral, filled, digest, warned)
+    _describe(report, config, settings)
+    ledger.append(
+        folder,
+        "written",
+        file=path.name,
+        run=config.train.run,
+        model=chosen.model,
+        calibration=chosen.calibration,
+        config_hash=digest,
+        oof_auc=chosen.oof_auc,
+        local_public=_split_auc(local, "Public"),
+        local_private=_split_auc(local, "Private"),
+    )
+    return report
+
+
+def send(report: SubmissionReport, config: Config, message: str) -> str:
+    """Submit the report's file to Kaggle; ledger ``submitted`` (or ``refused``, then raise)."""
+    folder = Path(config.submit.folder)
+    entry = {
+        "file": report.path.name,
+        "run": config.train.run,
+        "model": report.chosen.model,
+        "calibration": report.chosen.calibration,
+        "config_hash": report.config_hash,
+        "oof_auc": report.chosen.oof_auc,
+        "message": message,
+    }
+    try:
+        ref = kaggle_api.submit(report.path, message, config.data.competition)
+    except DeepSyncError as error:
+        ledger.append(folder, "refused", **(entry | {"message": str(error)}))
+        raise
+    ledger.append(folder, "submitted", kaggle_ref=ref, kaggle_status="PENDING", **entry)
+    report.kaggle_ref = ref
+    return ref
+
+
+# -- candidates ---------------------------------------------------------------------------
+
+
+def _candidates(run: Path, config: Config) -> list[Candidate]:
+    """Each trained model, calibrated; plus their rank average when there are several."""
+    found = []
+    for model in MODELS:
+        oof_path, test_path = run / model / "oof.csv", run / model / "test.csv"
+        if not (oof_path.exists() and test_path.exists()):
+            continue
+        oof = pd.read_csv(oof_path)
+        test = pd.read_csv(test_path).groupby(["segment", "patient"], as_index=False)["score"]
+        test = test.mean()  # the fold models' average
+        measured = calibration.measured(oof)
+        method = config.submit.calibration
+        method = calibration.best(measured) if method == "auto" else method
+        oof_scores = pd.Series(calibration.calibrate_oof(oof, method), index=oof["segment"])
+        found.append(
+            Candidate(
+                model,
+                method,
+                measured[method],
+                oof_scores,
+                pd.Series(calibration.calibrate_scores(oof, test, method), index=test["segment"]),
+                measured,
+            )
+        )
+    if not found:
+        raise DeepSyncError(f"{run} holds no trained model (oof.csv, test.csv): run `make train`")
+    if len(found) > 1:
+        labels = pd.read_csv(run / found[0].model / "oof.csv").set_index("segment")["label"]
+        blend_oof = rank_average([c.oof for c in found])
+        found.append(
+            Candidate(
+                "blend",
+                "+".join(c.calibration for c in found),
+                auc(labels.reindex(blend_oof.index), blend_oof),
+                blend_oof,
+                rank_average([c.test for c in found]),
+            )
+        )
+    return found
+
+
+def _choose(candidates: list[Candidate], wanted: str) -> Candidate:
+    if wanted == "auto":  # the best pooled OOF AUC; ties to the first (simpler) one
+        return max(candidates, key=lambda c: np.nan_to_num(c.oof_auc, nan=-1.0))
+    for candidate in candidates:
+        if candidate.model == wanted:
+            return candidate
+    have = ", ".join(c.model for c in candidates)
+    raise DeepSyncError(f"submit.model={wanted} is not in this run (it has {have})")
+
+
+# -- the file's scores ---------------------------------------------------------------------
+
+
+def _final_scores(
+    chosen: Candidate, sample: list[str], config: Config
+) -> tuple[pd.Series, int, int, list[str]]:
+    """Scores for every sample file; all-zero and unpredicted files get the neutral score."""
+    scores = chosen.test.reindex(sample)
+    zero = _all_zero_test_files(config) & set(sample)
+    known = scores.drop(index=list(zero), errors="ignore").dropna()
+    if known.empty:
+        raise DeepSyncError("the run predicted none of the sample submission's files")
+    trained = {int(f.split("_")[1]) for f in known.index}
+    missing = scores.index[scores.isna() & ~scores.index.isin(list(zero))]
+    untrained = sorted({int(f.split("_")[1]) for f in missing} - trained)
+    if untrained:
+        raise DeepSyncError(
+            f"run {config.train.run} has no predictions for patient(s) "
+            f"{', '.join(map(str, untrained))}: train them too (train.patients), or merge "
+            "per-patient runs first"
+        )
+    neutral = float(known.median())
+    warned = []
+    if len(missing):
+        warned.append(
+            f"{len(missing)} test files had no prediction (not in the feature cache: "
+            f"{', '.join(missing[:MISSING_SHOWN])}); they get the neutral score {neutral:.4f}"
+        )
+    scores[list(zero)] = neutral
+    scores[missing] = neutral
+    return scores, len(zero), len(missing), warned
+
+
+def _all_zero_test_files(config: Config) -> set[str]:
+    path = cache_folder(config.features) / "segments.csv"
+    if not path.exists():
+        return set()
+    segments = pd.read_csv(path)
+    flagged = segments["all_zero"].fillna(False).astype(bool)
+    return set(segments.loc[(segments["split"] == "test") & flagged, "segment"])
+
+
+def _split_auc(scores: dict | None, split: str) -> float | None:
+    result = (scores or {}).get(split)
+    return None if result is None else result["auc"]
+
+
+# -- describing, guarding --------------------------------------------------------------------
+
+
+def _config_hash(run_settings: dict, config: Config) -> str:
+    submit = config.to_dict()["submit"]
+    described = {
+        "run": run_settings,
+        "submit": {k: submit[k] for k in ("model", "calibration", "tta")},
+    }
+    return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _refuse_overwriting_a_sent_file(folder: Path, path: Path, digest: str) -> None:
+    """A file Kaggle has seen is never replaced by one made with other settings."""
+    events = ledger.read(folder)
+    sent = events[(events["event"] == "submitted") & (events["file"] == path.name)]
+    if path.exists() and (sent["config_hash"] != digest).any():
+        raise DeepSyncError(
+            f"{path} was submitted to Kaggle with other settings; keep it and name this one "
+            "with --set submit.name=NEW_NAME"
+        )
+
+
+def _describe(report: SubmissionReport, config: Config, settings: dict) -> None:
+    """``<name>.json`` beside the submission: where it came from and what it scored."""
+    described = {
+        "file": report.path.name,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "run": config.train.run,
+        "model": report.chosen.model,
+        "calibration": report.chosen.calibration,
+        "config_hash": report.config_hash,
+        "oof_auc": report.chosen.oof_auc,
+        "candidates": {
+            c.model: {"calibration": c.calibration, "oof_auc": c.oof_auc, "measured": c.measured}
+            for c in report.candidates
+        },
+        "local_scores": report.scores,
+        "neutral_files": report.neutral_files,
+        "filled_files": report.filled_files,
+        "submit": config.to_dict()["submit"],
+        "run_settings": settings["settings"],
+        "git_revision": _git_revision(),
+    }
+    partial = report.path.with_suffix(".json.partial")
+    partial.write_text(json.dumps(described, indent=1, default=float))
+    partial.replace(report.path.with_suffix(".json"))
+
+
+def _git_revision() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() or "unknown"
+
+
+def summary(report: SubmissionReport) -> str:
+    """What was written, each candidate's OOF AUC, and the local leaderboard scores."""
+    lines = [
+        f"submit: {report.path} ({report.chosen.model}, calibration {report.chosen.calibration}, "
+        f"pooled OOF AUC {report.chosen.oof_auc:.4f})"
+    ]
+    for c in report.candidates:
+        methods = "  ".join(f"{m} {v:.4f}" for m, v in c.measured.items())
+        lines.append(
+            f"  {c.model:<9} pooled OOF AUC {c.oof_auc:.4f}"
+            + (f"   by calibration: {methods}" if methods else "")
+        )
+    if report.neutral_files:
+        lines.append(f"  {report.neutral_files} all-zero test files: neutral (median) score")
+    lines += [f"  warning: {w}" for w in report.warned]
+    if report.scores is None:
+        lines.append("  local scores: no test labels for these files")
+    else:
+        lines.append("  local leaderboard scores (pooled ROC AUC):")
+        lines.append(scoring.describe(report.scores))
+    if report.kaggle_ref:
+        lines.append(f"  sent to Kaggle: submission {report.kaggle_ref}")
+    return "\n".join(lines)
