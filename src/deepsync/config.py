@@ -274,6 +274,11 @@ def load_config(profile: Path | None = None, overrides: typing.Iterable[str] = (
     return _build(values).validate()
 
 
+def from_dict(values: dict[str, dict[str, Any]]) -> Config:
+    """A configuration from `Config.to_dict`'s form (some or all sections), checked."""
+    return _build(values).validate()
+
+
 def _build(values: dict[str, dict[str, Any]]) -> Config:
     sections = {f.name: f for f in dataclasses.fields(Config)}
     built = {}

@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -81,6 +82,18 @@ def test_configured_model_and_calibration_are_used(submit_config):
     frame = pd.read_csv(report.path)
     ranked = frame[frame["File"].str.startswith("new_1_")]["Class"]
     assert ranked.max() < 1 and ranked.min() > 0  # ranks in (0, 1)
+
+
+def test_tta_rescores_the_cnn_oof_and_test_and_keeps_them(submit_config, trained_run):
+    config, _ = trained_run
+    run = Path(config.train.runs_root) / config.train.run
+    plain = make_submission(with_submit(submit_config, model="cnn", calibration="none"))
+    tta = make_submission(with_submit(submit_config, model="cnn", calibration="none", tta=1))
+    assert (run / "cnn" / "tta1" / "oof.csv").exists() and (
+        run / "cnn" / "tta1" / "test.csv"
+    ).exists()
+    assert not np.allclose(plain.chosen.oof.to_numpy(), tta.chosen.oof.to_numpy())
+    assert tta.config_hash != plain.config_hash
 
 
 def test_a_sent_file_is_not_replaced_by_other_settings(submit_config):

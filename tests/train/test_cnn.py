@@ -70,6 +70,20 @@ def test_fit_fold_writes_its_files_and_predicts_every_segment(fold, tmp_path):
     assert json.loads((tmp_path / "result.json").read_text())["epochs_run"] == FAST.epochs
 
 
+def test_a_saved_fold_predicts_as_it_did_and_tta_averages_shifts(fold, tmp_path):
+    from deepsync.train.cnn import predict_saved_fold, tta_shifts
+
+    stacks, data = fold
+    result = fit_fold(stacks, data, FAST, 3, tmp_path, progress=False)
+    rows = [data.valid_rows, data.test_rows]
+    plain = predict_saved_fold(stacks, tmp_path, rows, FAST, copies=0)
+    assert np.allclose(plain[0], result["valid_scores"], atol=1e-6)
+    assert np.allclose(plain[1], result["test_scores"], atol=1e-6)
+    shifted = predict_saved_fold(stacks, tmp_path, rows, FAST, copies=2)
+    assert not np.allclose(shifted[0], plain[0]) and np.all((shifted[0] >= 0) & (shifted[0] <= 1))
+    assert tta_shifts(144, 2) == (0, 48, 96) and tta_shifts(10, 0) == (0,)
+
+
 def test_an_interrupted_fold_resumes_where_an_uninterrupted_one_ends(fold, tmp_path, monkeypatch):
     stacks, data = fold
     cfg = dataclasses.replace(FAST, epochs=3)

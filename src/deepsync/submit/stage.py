@@ -22,10 +22,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
-from deepsync.config import MODELS, Config
+from deepsync.config import MODELS, Config, from_dict
 from deepsync.errors import DeepSyncError
-from deepsync.features.cache import cache_folder
+from deepsync.features.cache import FeatureCache, cache_folder
 from deepsync.submit import calibration, kaggle_api, ledger, references, scoring, submission
 from deepsync.submit.blend import rank_average
 from deepsync.train.metrics import auc
@@ -128,9 +129,10 @@ def _candidates(run: Path, config: Config) -> list[Candidate]:
         oof_path, test_path = run / model / "oof.csv", run / model / "test.csv"
         if not (oof_path.exists() and test_path.exists()):
             continue
-        oof = pd.read_csv(oof_path)
-        test = pd.read_csv(test_path).groupby(["segment", "patient"], as_index=False)["score"]
-        test = test.mean()  # the fold models' average
+        oof, test = pd.read_csv(oof_path), pd.read_csv(test_path)
+        if model == "cnn" and config.submit.tta:
+            oof, test = _cnn_with_tta(run, oof, test, config.submit.tta)
+        test = test.groupby(["segment", "patient"], as_index=False)["score"].mean()  # folds' mean
         measured = calibration.measured(oof)
         method = config.submit.calibration
         method = calibration.best(measured) if method == "auto" else method
@@ -160,6 +162,42 @@ def _candidates(run: Path, config: Config) -> list[Candidate]:
             )
         )
     return found
+
+
+def _cnn_with_tta(
+    run: Path, oof: pd.DataFrame, test: pd.DataFrame, copies: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The CNN folds' OOF and test scores again, with ``copies`` time-shifted copies each.
+
+    Both are rescored, so that the OOF AUC measures what the test scores get. Computed
+    once per number of copies (``runs/<run>/cnn/tta<copies>/``), then read back.
+    """
+    from deepsync.train.cnn import predict_saved_fold
+
+    folder = run / "cnn" / f"tta{copies}"
+    if (folder / "oof.csv").exists() and (folder / "test.csv").exists():
+        return pd.read_csv(folder / "oof.csv"), pd.read_csv(folder / "test.csv")
+    trained = from_dict(json.loads((run / "config.json").read_text())["settings"])
+    cache = FeatureCache.open(cache_folder(trained.features))
+    row_of = cache.segments.set_index("segment")["row"]
+    oof, test = oof.copy(), test.copy()
+    parts = list(oof.groupby(["patient", "fold"]))
+    for (patient, fold), held in tqdm(parts, desc=f"cnn tta x{copies + 1}", unit="fold"):
+        tested = test[(test["patient"] == patient) & (test["fold"] == fold)]
+        valid_scores, test_scores = predict_saved_fold(
+            cache.stacks,
+            run / "cnn" / f"patient{patient}" / f"fold{fold}",
+            [row_of[held["segment"]].to_numpy(), row_of[tested["segment"]].to_numpy()],
+            trained.cnn,
+            copies,
+        )
+        oof.loc[held.index, "score"] = valid_scores
+        test.loc[tested.index, "score"] = test_scores
+    folder.mkdir(exist_ok=True)
+    for frame, name in ((oof, "oof.csv"), (test, "test.csv")):
+        frame.to_csv(folder / f"{name}.partial", index=False)
+        (folder / f"{name}.partial").replace(folder / name)
+    return oof, test
 
 
 def _choose(candidates: list[Candidate], wanted: str) -> Candidate:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import json
 import math
 import os
@@ -177,8 +178,19 @@ def recalibrate_batchnorm(
         m.momentum = momentum
 
 
-def predict(model: nn.Module, dataset: StackDataset, cfg: CnnConfig, rt: Runtime, how: str):
-    """Segment scores (probabilities) for every row of ``dataset``."""
+def predict(
+    model: nn.Module,
+    dataset: StackDataset,
+    cfg: CnnConfig,
+    rt: Runtime,
+    how: str,
+    shifts: tuple[int, ...] = (0,),
+):
+    """Segment scores (probabilities) for every row of ``dataset``.
+
+    ``shifts``: time shifts (frames, wrapping around, as the training augmentation does)
+    whose probabilities are averaged: test-time augmentation; (0,) is none.
+    """
     model.eval()
     scores = []
     with torch.no_grad():
@@ -186,12 +198,57 @@ def predict(model: nn.Module, dataset: StackDataset, cfg: CnnConfig, rt: Runtime
             x = x.to(rt.device, non_blocking=True)
             if rt.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            with rt.autocast():
-                scores.append(torch.sigmoid(model(x).float()).cpu().numpy())
+            total = 0.0
+            for shift in shifts:
+                shifted = torch.roll(x, shift, dims=-1) if shift else x
+                with rt.autocast():
+                    total = total + torch.sigmoid(model(shifted).float())
+            scores.append((total / len(shifts)).cpu().numpy())
     flat = np.concatenate(scores) if scores else np.empty(0)
     if len(flat) == len(dataset.rows):
         return flat.astype(np.float64)
     return combine(flat, dataset.owner, len(dataset.rows), how, math.nan)
+
+
+def tta_shifts(width: int, copies: int) -> tuple[int, ...]:
+    """No shift, then ``copies`` shifts spread evenly over the stack's ``width`` frames."""
+    return (0, *(round(width * k / (copies + 1)) for k in range(1, copies + 1)))
+
+
+def predict_saved_fold(
+    stacks: np.ndarray, folder: Path, rows: list[np.ndarray], cfg: CnnConfig, copies: int
+) -> list[np.ndarray]:
+    """A trained fold's best model (``folder/best.pt``) on each array of cache rows, with TTA.
+
+    ``cfg`` is the run's own CNN configuration; ``copies`` extra time-shifted copies of
+    each stack are scored and averaged with the original.
+    """
+    import warnings
+
+    rt = Runtime.resolve(cfg)
+    saved = torch.load(folder / "best.pt", map_location=rt.device, weights_only=False)
+    normaliser = Normaliser.from_dict(saved["normaliser"])
+    width = cfg.window_frames if cfg.level == "window" else None
+    _, bands, frames = stacks.shape[1:]
+    with warnings.catch_warnings():  # the weights come from best.pt, not from ImageNet
+        warnings.simplefilter("ignore")
+        bare = dataclasses.replace(cfg, pretrained_file=None, pretrained_hub=False)
+        model = build_model(bare, _input_size(cfg, bands, width or frames)).to(rt.device)
+    model.load_state_dict(saved["model"])
+    if rt.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    shifts = tta_shifts(width or frames, copies)
+    return [
+        predict(
+            model,
+            StackDataset(stacks, r, np.zeros(len(r)), normaliser, width=width),
+            cfg,
+            rt,
+            cfg.combine,
+            shifts,
+        )
+        for r in rows
+    ]
 
 
 def fit_fold(
