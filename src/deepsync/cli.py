@@ -22,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="deepsync",
         description="Seizure prediction from intracranial EEG, from data to Kaggle submission.",
         epilog="Settings: defaults, then --profile FILE or NAME (TOML: [data], [synthetic], "
-        "[features], [train], [baseline], [cnn]; named: demo, gpu), "
+        "[features], [train], [baseline], [cnn], [submit]; named: demo, gpu), "
         "then --set section.key=value.",
     )
     parser.add_argument("--version", action="version", version=f"deepsync {__version__}")
