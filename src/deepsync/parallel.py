@@ -64,7 +64,7 @@ def parallel_map(
     if workers <= 1:
         yield from map(func, jobs)
         return
-    # forkserver: workers never inherit OpenMP threads (numba's kernels) from this process.
+    # forkserver: workers never inherit this process's threads (kernel and torch pools).
     # The server imports the worker modules once, so each worker forks ready to run
     # (importing them takes seconds: numpy, scipy, pandas, numba).
     context = multiprocessing.get_context("forkserver")

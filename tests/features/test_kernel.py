@@ -1,5 +1,6 @@
 """The numba kernel against scipy's spectrogram, and the dropout rules around it."""
 
+import os
 import subprocess
 import sys
 
@@ -147,8 +148,8 @@ def test_table_windows_tile_the_segment(seconds):
         assert np.all((seconds_each > 20) & (seconds_each < 45))
 
 
-def test_serial_kernel_gives_the_threaded_kernels_bits():
-    """Workers run the serial kernel: the cache must not depend on the number of workers."""
+def test_threads_give_the_same_bits_as_one_thread():
+    """Workers run the kernel on one thread: the cache must not depend on the workers."""
     x = signal(120, seed=5)
     x[:, 4_000:9_000] = 0  # dropout: masked frames, interpolated and mean-filled cells
     x.flags.writeable = False  # read-only, as a decoded segment is
@@ -161,7 +162,7 @@ def test_serial_kernel_gives_the_threaded_kernels_bits():
 
 
 def test_kernels_load_without_starting_threads():
-    """The forkserver runs `load_kernels`: OpenMP threads there would break every fork."""
+    """The forkserver runs `load_kernels`: threads started there would break every fork."""
     code = (
         "import numba.np.ufunc.parallel as p\n"
         "from deepsync.features.stage import load_kernels\n"
@@ -169,3 +170,33 @@ def test_kernels_load_without_starting_threads():
         "assert not p._is_initialized, 'numba threading layer started'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+FEATURE_BITS = """
+import hashlib, sys
+import numpy as np
+from deepsync.config import FeaturesConfig
+from deepsync.features.spectrogram import plan_for, segment_features
+rng = np.random.default_rng(0)
+x = (np.round(rng.normal(0, 100, (16, 24000))) * 0.3).astype(np.float32)
+x[:, 3000:5000] = 0
+x.flags.writeable = False
+plan = plan_for(FeaturesConfig(), x.shape[1], 400)
+for threads in (False, True):
+    f = segment_features(x, plan, threads=threads)
+    print(hashlib.md5(f.image.tobytes() + f.table.tobytes()).hexdigest())
+"""
+
+
+def test_fresh_and_cached_compilations_give_the_same_bits(tmp_path):
+    """A cold numba cache (CI, a new Kaggle kernel) must not change the features."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", FEATURE_BITS], env=env, capture_output=True, text=True
+        )
+        for _ in range(2)  # the first compiles, the second loads what it cached
+    ]
+    assert all(r.returncode == 0 for r in runs), runs[0].stderr
+    bits = [r.stdout.split() for r in runs]
+    assert len(set(bits[0] + bits[1])) == 1, bits  # fresh, cached, serial, threaded

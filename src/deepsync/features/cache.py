@@ -30,7 +30,7 @@ import pandas as pd
 from deepsync.config import FeaturesConfig
 from deepsync.errors import DeepSyncError
 
-KERNEL_VERSION = 3  # part of the hash: bump when the kernel or the cache layout changes
+KERNEL_VERSION = 4  # part of the hash: bump when the kernel or the cache layout changes
 TABLE_COLUMNS = 12  # log power in 6 bands, then log share of the total
 ARRAYS = ("stacks", "table", "windows", "frames")
 

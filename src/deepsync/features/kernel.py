@@ -10,20 +10,28 @@ detrend="constant", scaling="density")`` pooled the same way (tests check it). E
 parameter is an argument: numba freezes globals into the compiled code, and its cache
 is keyed by this file alone. STFT frames that overlap dropout are left out of every
 mean; a pooled cell with no frame left is NaN here and filled by the caller.
+
+The same segment must give the same bits whatever compiled it: no fastmath. With
+reassociation and FMA contraction allowed, each compiled copy of a loop rounded its own
+way (freshly compiled and cache-loaded code, the threaded and the serial kernel
+differed in the last bit), so a resumed cache was not the uninterrupted one. The one
+long reduction, a frame's sum, uses fixed partial sums instead. There is one entry
+point, serial and free of the GIL: threads split the channels among themselves
+(`deepsync.features.spectrogram.run_kernel`), and the forkserver loads it without
+starting a threading layer (OpenMP threads do not survive a fork).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 POWER_FLOOR = 1e-12  # PSD floor before the log: a flat channel must not give log(0)
-# Reordering sums lets LLVM vectorise them; no "nnan": NaN marks masked cells.
-FAST = {"reassoc", "contract", "arcp", "nsz"}
 FRAMES_PER_BLOCK = 128  # STFT frames windowed and transformed together: they stay in cache
+PARTIAL_SUMS = 8  # a frame's sum: independent partial sums, combined in a fixed order
 
 
-@njit(parallel=True, cache=True, fastmath=FAST)
+@njit(cache=True, nogil=True)
 def spectrogram_kernel(
     x,
     window,
@@ -45,55 +53,9 @@ def spectrogram_kernel(
     pooled_frames: (T, 2) first and one-past-last STFT frame of each pooled frame;
     table_windows likewise (W, 2) for the table's windows. table_lo, table_hi: (D,) bin
     ranges of the canonical bands. frame_valid: (F,) bool, False where a frame overlaps
-    dropout. Channels run in parallel on numba's threads.
-    """
-    n_frames = frame_valid.size
-    pooled_lo, pooled_hi = _frame_members(pooled_frames, n_frames)
-    window_lo, window_hi = _frame_members(table_windows, n_frames)
-    window_dft = _window_dft(window)
-    for c in prange(x.shape[0]):
-        _channel(
-            c,
-            x,
-            window,
-            hop,
-            scale,
-            band_edges,
-            pooled_frames,
-            table_lo,
-            table_hi,
-            table_windows,
-            frame_valid,
-            pooled_lo,
-            pooled_hi,
-            window_lo,
-            window_hi,
-            window_dft,
-            image,
-            table,
-        )
-
-
-@njit(cache=True, fastmath=FAST)
-def spectrogram_kernel_serial(
-    x,
-    window,
-    hop,
-    scale,
-    band_edges,
-    pooled_frames,
-    table_lo,
-    table_hi,
-    table_windows,
-    frame_valid,
-    image,
-    table,
-):  # pragma: no cover - numba
-    """`spectrogram_kernel` on the calling thread, channel after channel: the same results.
-
-    For worker processes, which share the cores among themselves: it never starts numba's
-    threading layer, so it can be loaded in the forkserver before workers fork from it
-    (GNU OpenMP does not survive a fork).
+    dropout. Channel after channel, without the GIL: callers run channel ranges on
+    threads, all through this one compiled function, so the bits never depend on how
+    the work was split (two compiled copies of the loop would round differently).
     """
     n_frames = frame_valid.size
     pooled_lo, pooled_hi = _frame_members(pooled_frames, n_frames)
@@ -124,11 +86,17 @@ def spectrogram_kernel_serial(
 
 @njit(cache=True)
 def _window_dft(window):  # pragma: no cover - numba
-    """Detrending in the frequency domain: a frame's mean m, windowed, adds m * DFT(window)."""
-    return np.fft.rfft(window.astype(np.float64)).astype(np.complex64)
+    """Detrending in the frequency domain: a frame's mean m, windowed, adds m * DFT(window).
+
+    (2, K) float32: real parts, then imaginary parts.
+    """
+    dft = np.fft.rfft(window.astype(np.float64))
+    out = np.empty((2, dft.size), np.float32)
+    out[0], out[1] = dft.real, dft.imag
+    return out
 
 
-@njit(cache=True, fastmath=FAST)
+@njit(cache=True)
 def _channel(
     c,
     x,
@@ -160,29 +128,35 @@ def _channel(
     means = np.empty(FRAMES_PER_BLOCK, np.float32)
     for first in range(0, n_frames, FRAMES_PER_BLOCK):  # a block stays in cache
         count = min(FRAMES_PER_BLOCK, n_frames - first)
-        for j in range(count):  # one pass: window the frame and sum it
-            start = (first + j) * hop
-            total = np.float32(0.0)
+        # Loops run over 1-D views with indices from range(n): provably non-negative, so
+        # no negative-index wrap-around per element and the compiler vectorises them.
+        for j in range(count):
+            samples = x[c, (first + j) * hop : (first + j) * hop + length]
+            frame = frames[j]
             for i in range(length):
-                v = x[c, start + i]
-                total += v
-                frames[j, i] = v * window[i]
-            means[j] = total / length
+                frame[i] = samples[i] * window[i]
+            means[j] = _frame_sum(samples) / length
         spectrum = np.fft.rfft(frames[:count])  # (count, K) complex64
+        real, imag = window_dft[0], window_dft[1]
         # Power goes straight into the time sums: pooled frames and table windows.
         for j in range(count):
             f = first + j
             if not frame_valid[f]:
                 continue
-            for k in range(bins):
-                v = spectrum[j, k] - means[j] * window_dft[k]
-                power[k] = v.real * v.real + v.imag * v.imag
+            m = means[j]
+            row = spectrum[j]
+            for k in range(bins):  # real arithmetic: complex ops do not vectorise here
+                re = row[k].real - m * real[k]
+                im = row[k].imag - m * imag[k]
+                power[k] = re * re + im * im
             for t in range(pooled_lo[f], pooled_hi[f]):
+                target = pooled[t]
                 for k in range(bins):
-                    pooled[t, k] += power[k]
+                    target[k] += power[k]
             for w in range(window_lo[f], window_hi[f]):
+                target = windows[w]
                 for k in range(bins):
-                    windows[w, k] += power[k]
+                    target[k] += power[k]
     for t in range(pooled.shape[0]):
         count = _valid_count(frame_valid, pooled_frames[t, 0], pooled_frames[t, 1])
         for b in range(band_edges.size - 1):
@@ -205,6 +179,30 @@ def _channel(
 
 
 @njit(cache=True)
+def _frame_sum(samples):  # pragma: no cover - numba
+    """Sum of a 1-D float32 array, in the same order however it is compiled.
+
+    PARTIAL_SUMS interleaved partial sums combined pairwise: independent chains that
+    the compiler vectorises without reordering a single addition.
+    """
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = np.float32(0.0)
+    whole = samples.size - samples.size % PARTIAL_SUMS
+    for i in range(0, whole, PARTIAL_SUMS):
+        s0 += samples[i]
+        s1 += samples[i + 1]
+        s2 += samples[i + 2]
+        s3 += samples[i + 3]
+        s4 += samples[i + 4]
+        s5 += samples[i + 5]
+        s6 += samples[i + 6]
+        s7 += samples[i + 7]
+    tail = np.float32(0.0)
+    for i in range(whole, samples.size):
+        tail += samples[i]
+    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)) + tail
+
+
+@njit(cache=True)
 def _frame_members(ranges, n_frames):  # pragma: no cover - numba
     """Per STFT frame, the first and one-past-last range (pooled frame, window) holding it."""
     lo = np.full(n_frames, ranges.shape[0], np.int64)
@@ -224,7 +222,7 @@ def _valid_count(frame_valid, first, stop):  # pragma: no cover - numba
     return count
 
 
-@njit(cache=True, fastmath=FAST)
+@njit(cache=True)
 def dropout_frames(x, length, hop, n_frames):  # pragma: no cover - numba
     """(F,) True where STFT frame f overlaps a sample at which every electrode reads 0.
 

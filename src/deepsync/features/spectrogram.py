@@ -9,6 +9,9 @@ all-zero segment is flagged (its stack is all zeros).
 
 from __future__ import annotations
 
+import functools
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,12 +19,7 @@ import scipy.signal
 
 from deepsync.config import FeaturesConfig
 from deepsync.errors import DeepSyncError
-from deepsync.features.kernel import (
-    POWER_FLOOR,
-    dropout_frames,
-    spectrogram_kernel,
-    spectrogram_kernel_serial,
-)
+from deepsync.features.kernel import POWER_FLOOR, dropout_frames, spectrogram_kernel
 
 CANONICAL_BANDS_HZ = (
     (0.1, 4.0),
@@ -127,26 +125,41 @@ def run_kernel(
     """The raw kernel: float32 (C, B, T) log mean PSD, NaN where masked; float64 (C, W, D) PSD.
 
     x: float32 (channels, samples), C-contiguous; frame_valid: (F,) bool. ``threads``:
-    channels in parallel on numba's threads, else all on this thread (same results).
+    channel ranges on one thread per core, else all on this thread (the same bits).
     """
     channels, bands = x.shape[0], plan.band_edges.size - 1
     image = np.empty((channels, bands, plan.pooled_frames.shape[0]), np.float32)
     table = np.empty((channels, plan.table_windows.shape[0], plan.table_lo.size), np.float64)
-    (spectrogram_kernel if threads else spectrogram_kernel_serial)(
-        x,
-        plan.window,
-        plan.hop,
-        plan.scale,
-        plan.band_edges,
-        plan.pooled_frames,
-        plan.table_lo,
-        plan.table_hi,
-        plan.table_windows,
-        frame_valid,
-        image,
-        table,
-    )
+
+    def run(first: int, stop: int) -> None:
+        spectrogram_kernel(
+            x[first:stop],
+            plan.window,
+            plan.hop,
+            plan.scale,
+            plan.band_edges,
+            plan.pooled_frames,
+            plan.table_lo,
+            plan.table_hi,
+            plan.table_windows,
+            frame_valid,
+            image[first:stop],
+            table[first:stop],
+        )
+
+    parts = min(channels, os.cpu_count() or 1) if threads else 1
+    edges = np.linspace(0, channels, parts + 1).round().astype(int)
+    if parts == 1:
+        run(0, channels)
+    else:  # the kernel releases the GIL: the threads really run at once
+        list(_threads().map(run, edges[:-1], edges[1:]))
     return image, table
+
+
+@functools.cache
+def _threads() -> ThreadPoolExecutor:
+    """One pool of kernel threads per process, started on first use (never in workers)."""
+    return ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="spectrogram")
 
 
 def _pooled(n_frames: int, pooled: int) -> np.ndarray:
@@ -165,7 +178,7 @@ def segment_features(
     """Run the kernel on one segment (float32 (channels, samples)) and apply dropout rules.
 
     ``threads=False`` keeps the kernel on this thread: for worker processes, which share
-    the cores already (it never starts numba's threading layer).
+    the cores already.
     """
     x = np.ascontiguousarray(channels_major, dtype=np.float32)
     hit, dropout = dropout_frames(x, plan.window.size, plan.hop, plan.n_frames)

@@ -179,10 +179,10 @@ _kernel_threads = True  # False in worker processes: see `in_worker`
 
 
 def in_worker() -> None:
-    """Processes share the cores: numba's own threads would oversubscribe them.
+    """Processes share the cores: kernel threads in each would oversubscribe them.
 
-    Workers run the serial kernel, which `load_kernels` loaded in the forkserver before
-    they forked from it: no threading layer to start, no kernel to load per worker.
+    Workers run the kernel on their own thread; `load_kernels` loaded it in the
+    forkserver before they forked from it: no kernel to load per worker.
     """
     global _kernel_threads
     _kernel_threads = False
@@ -192,7 +192,7 @@ def load_kernels() -> None:
     """Load (or compile) the worker's numba functions by running them on a tiny segment.
 
     Run in the forkserver (`deepsync.features.preload`), so that every worker forks with
-    them ready; only serial ones, as OpenMP threads do not survive a fork. The signature
+    them ready, on the server's own thread (threads do not survive a fork). The signature
     is the one `_compute` calls with: a read-only float32 (channels, samples) signal.
     """
     plan = plan_for(FeaturesConfig(), 4 * WARM_UP_RATE, WARM_UP_RATE)
