@@ -12,6 +12,7 @@ DS     := $(BIN)/deepsync
 #   BENCH_ARGS="--files 12 --reps 3"
 #   SUBMIT=1 MSG="..." (make submit sends to Kaggle)   KAGGLE=1 (make leaderboard asks Kaggle)
 #   FILE=path.csv (validate, score)   FILES="a.csv b.csv" WEIGHTS=2,1 OUT=path.csv (blend)
+#   PATIENTS="1 2 3" (make kernel: one kernel per patient; kernels use PROFILE=gpu unless given)
 SOURCE         ?=
 DATA_DIR       ?=
 KAGGLE_DATASET ?=
@@ -25,13 +26,16 @@ FILE           ?=
 FILES          ?=
 WEIGHTS        ?=
 OUT            ?= submissions/blend.csv
+PATIENTS       ?=
 
 GLOBAL_ARGS := $(if $(PROFILE),--profile $(PROFILE)) $(foreach s,$(SET),--set $(s))
 DEMO_ARGS   := --profile $(or $(PROFILE),demo) $(foreach s,$(SET),--set $(s))
+KERNEL_ARGS := --profile $(or $(PROFILE),gpu) $(foreach s,$(SET),--set $(s))
 DATA_ARGS   := $(if $(SOURCE),--source $(SOURCE)) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) \
                $(if $(KAGGLE_DATASET),--kaggle-dataset $(KAGGLE_DATASET))
 
 .PHONY: help setup data features train leak-check submit validate score blend leaderboard \
+        kernel kernel-local kaggle-dataset kernel-push kernel-status kernel-output \
         bench-features demo test test-all lint format clean
 
 help: ## list the targets
@@ -74,6 +78,24 @@ blend: setup ## rank-average FILES="a.csv b.csv" (WEIGHTS=2,1) into OUT
 
 leaderboard: setup ## local CV vs public and private scores; KAGGLE=1 reads Kaggle's back
 	$(DS) $(GLOBAL_ARGS) leaderboard $(if $(KAGGLE),--kaggle)
+
+kernel: setup ## render Kaggle kernel bundles in kernels/ (PATIENTS="1 2 3": one per patient)
+	$(DS) $(KERNEL_ARGS) kernel $(if $(PATIENTS),--patients $(PATIENTS))
+
+kernel-local: setup ## run the rendered kernel scripts here, inputs laid out as on Kaggle
+	$(DS) $(KERNEL_ARGS) kernel-local
+
+kaggle-dataset: setup ## upload the feature cache (or the segments) as a private Kaggle dataset
+	$(DS) $(KERNEL_ARGS) kaggle-dataset
+
+kernel-push: setup ## push the rendered kernels to Kaggle
+	$(DS) $(KERNEL_ARGS) kernel-push
+
+kernel-status: setup ## a table of the pushed kernels' states
+	$(DS) $(KERNEL_ARGS) kernel-status
+
+kernel-output: setup ## fetch the kernels' outputs, merge the patients, make the submission
+	$(DS) $(KERNEL_ARGS) kernel-output
 
 bench-features: setup ## benchmark the feature stage against loadmat and scipy (prints figures)
 	$(BIN)/python -m deepsync.features.bench $(BENCH_ARGS)

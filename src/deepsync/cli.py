@@ -8,6 +8,8 @@ only with ``--debug``. Ctrl-C exits 130 after the stage's own cleanup.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import os
 import sys
 from pathlib import Path
@@ -22,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="deepsync",
         description="Seizure prediction from intracranial EEG, from data to Kaggle submission.",
         epilog="Settings: defaults, then --profile FILE or NAME (TOML: [data], [synthetic], "
-        "[features], [train], [baseline], [cnn], [submit]; named: demo, gpu), "
+        "[features], [train], [baseline], [cnn], [submit], [kernels]; named: demo, gpu), "
         "then --set section.key=value.",
     )
     parser.add_argument("--version", action="version", version=f"deepsync {__version__}")
@@ -90,7 +92,55 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common_options(train, top_level=False)
     train.set_defaults(run=_run_train)
     _add_submit_stages(stages)
+    _add_kernel_stages(stages)
     return parser
+
+
+def _add_kernel_stages(stages) -> None:
+    """kernel, kernel-local, kaggle-dataset, kernel-push, kernel-status, kernel-output."""
+    described = {
+        "kernel": (
+            "render Kaggle kernel bundles under kernels/ (one per patient with --patients)",
+            "Writes kernels/<slug>/kernel-metadata.json and one self-contained script that "
+            "carries the deepsync package and these settings (use --profile gpu): no pip "
+            "install, no internet on Kaggle. Settings: [kernels] section.",
+        ),
+        "kernel-local": (
+            "run the rendered kernel scripts here, inputs laid out as on Kaggle",
+            "Each bundle's script in its own process, reading kernels/local-input/ (the "
+            "dataset `kaggle-dataset` would upload, where Kaggle mounts it) and writing "
+            "kernels/local/<slug>/ (its /kaggle/working).",
+        ),
+        "kaggle-dataset": (
+            "upload the feature cache (or the segments) as a private Kaggle dataset",
+            "The kernels' input, with the kaggle client: kernels.upload=features (the cache, "
+            "small) or data (the segments). A dataset that exists gets a new version.",
+        ),
+        "kernel-push": (
+            "push every rendered bundle to Kaggle (the patients' kernels run at once)",
+            "kaggle kernels push for each bundle in kernels/bundles.json; a refusal is an error.",
+        ),
+        "kernel-status": (
+            "a table of each pushed kernel's state on Kaggle",
+            "QUEUED, RUNNING, COMPLETE, ERROR (with Kaggle's message) per kernel.",
+        ),
+        "kernel-output": (
+            "download the kernels' outputs, merge the patients, make the submission",
+            "Outputs (not checkpoints) to kernels/output/<slug>/, the per-patient runs merged "
+            "into runs/<run>-kaggle/, its submission written, scored and added to the ledger "
+            "as `make submit` does.",
+        ),
+    }
+    for name, (text, description) in described.items():
+        stage = stages.add_parser(name, help=text, description=description)
+        if name == "kernel":
+            stage.add_argument(
+                "--patients", nargs="+", type=int, help="one kernel per patient (e.g. 1 2 3)"
+            )
+        if name == "kernel-local":
+            stage.add_argument("--input", type=Path, help="a folder laid out like /kaggle/input")
+        _add_common_options(stage, top_level=False)
+        stage.set_defaults(run=_run_kernels)
 
 
 def _add_submit_stages(stages) -> None:
@@ -332,6 +382,70 @@ def _run_leaderboard(config: Config, args: argparse.Namespace) -> int:
     path = save(board, config.submit.folder)
     print(render(board))
     print(f"  table: {path}")
+    return 0
+
+
+def _kaggle_user(config: Config) -> str:
+    """kernels.user, else KAGGLE_USERNAME, else the user name in kaggle.json."""
+    if config.kernels.user:
+        return config.kernels.user
+    if os.environ.get("KAGGLE_USERNAME"):
+        return os.environ["KAGGLE_USERNAME"]
+    folder = os.environ.get("KAGGLE_CONFIG_DIR") or Path.home() / ".kaggle"
+    try:
+        return str(json.loads((Path(folder) / "kaggle.json").read_text()).get("username", ""))
+    except (OSError, ValueError):
+        return ""
+
+
+def _run_kernels(config: Config, args: argparse.Namespace) -> int:
+    from deepsync.kernels import bundle, remote
+
+    if args.stage == "kernel":
+        if args.patients:
+            patients = ",".join(map(str, args.patients))
+            config = dataclasses.replace(
+                config, kernels=dataclasses.replace(config.kernels, patients=patients)
+            )
+        for made in bundle.render(config, _kaggle_user(config)):
+            who = ",".join(map(str, made.patients)) if made.patients else "all"
+            print(f"kernel: {made.folder}/ ({made.kernel}, patients {who})")
+        print(
+            f"  inputs: {bundle.input_dataset(config, _kaggle_user(config))} (make kaggle-dataset)"
+        )
+        return 0
+    if args.stage == "kaggle-dataset":
+        from deepsync.kernels.dataset import upload
+
+        ref, done = upload(config, _kaggle_user(config), quiet=args.no_progress)
+        print(f"kaggle-dataset: {ref} ({done}); kernels attach it as an input")
+        return 0
+    bundles = bundle.load(config)
+    if args.stage == "kernel-local":
+        from deepsync.kernels.local import local_input, run_locally
+
+        root = args.input or local_input(config, _kaggle_user(config))
+        runs = run_locally(bundles, root, config.kernels.folder)
+        for run in runs:
+            state = "ok" if run.returncode == 0 else f"FAILED (exit {run.returncode})"
+            print(
+                f"kernel-local: {run.bundle.slug}: {state} in {run.seconds:.0f} s -> {run.working}"
+            )
+        return 0 if all(r.returncode == 0 for r in runs) else 1
+    if args.stage == "kernel-push":
+        for pushed in remote.push(bundles):
+            print(f"kernel-push: {pushed.kernel} version {pushed.version} {pushed.url}")
+        return 0
+    if args.stage == "kernel-status":
+        print(remote.render_states(remote.status(bundles)))
+        return 0
+    from deepsync.submit.leaderboard import render, save, table
+    from deepsync.submit.stage import summary
+
+    print(summary(remote.bring_home(config, bundles)))
+    board = table(config.submit.folder)
+    save(board, config.submit.folder)
+    print(render(board))
     return 0
 
 

@@ -122,6 +122,7 @@ class CnnConfig:
     channels_last: bool = True
     compile: bool = False  # torch.compile (pays on a GPU for long runs)
     loader_workers: int = 0  # DataLoader processes (0: in the training process)
+    fold_processes: int = 0  # folds trained at once, a process each (0: one per GPU if several)
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,21 @@ class SubmitConfig:
 
 
 @dataclass(frozen=True)
+class KernelsConfig:
+    """Kaggle kernels that run this pipeline on Kaggle's GPUs (`make kernel`)."""
+
+    user: str = ""  # Kaggle user owning kernels and datasets; empty: from the credentials
+    folder: Path = Path("kernels")  # rendered bundles, and what their runs sent back
+    patients: str = ""  # "1,2,3": one kernel per patient; empty: one kernel for all
+    dataset: str = ""  # owner/slug attached as input; empty: <user>/deepsync-<run>-input
+    weights_dataset: str = ""  # owner/slug holding the file cnn.pretrained_file names
+    accelerator: str = "NvidiaTeslaT4"  # machine_shape; a bare enable_gpu gets a P100
+    internet: bool = False  # the kernel needs none: the package travels inside it
+    private: bool = True
+    upload: str = "features"  # make kaggle-dataset: features (the cache) | data (segments)
+
+
+@dataclass(frozen=True)
 class Config:
     """Every setting of the kit, one section per concern."""
 
@@ -148,6 +164,7 @@ class Config:
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
     cnn: CnnConfig = field(default_factory=CnnConfig)
     submit: SubmitConfig = field(default_factory=SubmitConfig)
+    kernels: KernelsConfig = field(default_factory=KernelsConfig)
 
     def validate(self) -> Config:
         """Check values that a type alone cannot; return self so calls chain."""
@@ -190,6 +207,7 @@ class Config:
             "cnn.precision": (c.precision, ("auto", "fp32", "bf16", "fp16"), False),
             "submit.model": (self.submit.model, SUBMIT_MODELS, False),
             "submit.calibration": (self.submit.calibration, CALIBRATIONS, False),
+            "kernels.upload": (self.kernels.upload, ("features", "data"), False),
         }
         for key, (value, valid, listed) in choices.items():
             values = [v.strip() for v in value.split(",")] if listed else [value]
@@ -201,6 +219,15 @@ class Config:
                 f"submit.name={self.submit.name!r} must be a plain file name (letters, digits, "
                 "'.', '_', '-'), without .csv"
             )
+        k = self.kernels
+        for key, ref in (
+            ("kernels.dataset", k.dataset),
+            ("kernels.weights_dataset", k.weights_dataset),
+        ):
+            if ref and not re.fullmatch(r"[A-Za-z0-9_-]+/[A-Za-z0-9_-]+", ref):
+                raise DeepSyncError(f"{key}={ref!r} must look like owner/slug")
+        if k.patients and not all(p.strip().isdigit() for p in k.patients.split(",")):
+            raise DeepSyncError(f"kernels.patients={k.patients!r} must look like 1,2,3")
         if not 0 <= self.submit.tta <= 16:
             raise DeepSyncError(f"submit.tta={self.submit.tta} must be between 0 and 16")
         if t.folds < 2:
@@ -209,6 +236,8 @@ class Config:
             raise DeepSyncError(f"train.patients={t.patients!r} must look like 1,3")
         if not t.run or "/" in t.run:
             raise DeepSyncError(f"train.run={t.run!r} must be a plain folder name")
+        if c.fold_processes < 0 or c.loader_workers < 0:
+            raise DeepSyncError("cnn.fold_processes and cnn.loader_workers must not be negative")
         if min(c.epochs, c.batch_size, c.window_frames, b.iterations) < 1:
             raise DeepSyncError("cnn.epochs, batch_size, window_frames, baseline.iterations >= 1")
         if c.lr <= 0 or c.weight_decay < 0 or c.clip_grad < 0 or c.warmup_epochs < 0:

@@ -36,6 +36,23 @@ Submissions (kaggle's ``competition_submit`` and ``ListSubmissions``):
   nextPageToken}``, newest first; status is an enum name (PENDING, COMPLETE, ERROR),
   scores are strings, dates ISO 8601 with a Z.
 
+Kernels and datasets (``kernels_push``, ``kernels_status``, ``kernels_output``,
+``dataset_create_new``, ``dataset_create_version``):
+- ``kernels.KernelsApiService/SaveKernel`` ``{slug, newTitle, text, language, kernelType,
+  isPrivate, enableGpu, enableInternet, datasetDataSources, competitionDataSources,
+  machineShape, ...}`` -> ``{ref, url, versionNumber, error, invalidDatasetSources, ...}``.
+- ``kernels.KernelsApiService/GetKernelSessionStatus`` ``{userName, kernelSlug}`` ->
+  ``{status, failureMessage}`` (an enum name: QUEUED, RUNNING, COMPLETE, ERROR, ...).
+- ``kernels.KernelsApiService/ListKernelSessionOutput`` ``{userName, kernelSlug, pageSize,
+  pageToken}`` -> ``{files: [{fileName, url}], log, nextPageToken}``; each url a GET.
+- ``blobs.BlobApiService/StartBlobUpload`` ``{type, name, contentLength, ...}`` -> ``{token,
+  createUrl}`` (then a PUT of the bytes, as for submissions).
+- ``datasets.DatasetApiService/GetDatasetStatus`` ``{ownerSlug, datasetSlug}`` ->
+  ``{status}``, 404 for a dataset that does not exist;
+  ``CreateDataset`` ``{ownerSlug, slug, title, licenseName, isPrivate, files: [{token}]}``
+  and ``CreateDatasetVersion`` ``{ownerSlug, datasetSlug, body: {versionNotes, files}}``
+  -> ``{ref, url, status, error}``.
+
 Modes: ``files`` (name -> bytes), ``tokens`` (access token -> user name), ``empty`` (the
 lists come back empty), ``forbidden`` (downloads and submissions answer 403 as when the
 competition's rules are not accepted; listing still works, as on Kaggle),
@@ -69,8 +86,8 @@ HOST, PORT = "127.0.0.1", 7777  # loopback only; the port kagglesdk's TEST envir
 API = "/api/v1/"
 STORAGE = "/storage/"  # stands in for the signed cloud-storage URLs Kaggle redirects to
 UPLOADS = "/upload/"  # stands in for the resumable-upload URLs Kaggle hands out
-MAX_UPLOAD_BYTES = 16 << 20
-MAX_BODY_BYTES = 1 << 16  # API calls carry small JSON bodies; refuse anything bigger
+MAX_UPLOAD_BYTES = 256 << 20
+MAX_BODY_BYTES = 4 << 20  # JSON bodies: small, but SaveKernel carries a whole script
 SOCKET_TIMEOUT_S = 10
 LAST_MODIFIED = "Mon, 05 Dec 2016 12:00:00 GMT"  # the competition's close, in the client's format
 RULES_MESSAGE = "You must accept this competition's rules before you'll be able to download files."
@@ -101,6 +118,12 @@ class KaggleStandIn:
     pending: bool = False
     scorer: Callable[[bytes], tuple[str, str]] = lambda content: ("0.5", "0.5")
     uploads: dict[str, dict] = field(default_factory=dict)  # token -> {name, content}
+    kernels: dict[str, dict] = field(default_factory=dict)  # "user/slug" -> saved request
+    kernel_status: str = "COMPLETE"  # what every pushed kernel reports
+    kernel_outputs: dict[str, dict[str, bytes]] = field(default_factory=dict)  # kernel -> files
+    push_error: str = ""
+    known_datasets: set[str] | None = None  # None: every dataset source is valid
+    datasets: dict[str, dict] = field(default_factory=dict)  # "owner/slug" -> files, versions
     submissions: list[dict] = field(default_factory=list)  # as ListSubmissions shows them
     requests: list[Recorded] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -154,6 +177,16 @@ class _Handler(BaseHTTPRequestHandler):
             return self._create_submission(body)
         if method == "competitions.CompetitionApiService/ListSubmissions":
             return self._list_submissions(body)
+        if method == "blobs.BlobApiService/StartBlobUpload":
+            return self._start_upload({"fileName": body.get("name", "")}, check_rules=False)
+        if method.startswith("kernels.KernelsApiService/"):
+            return self._kernels(method.rsplit("/", 1)[1], body)
+        if method.startswith("datasets.DatasetApiService/") and method.rsplit("/", 1)[1] in (
+            "GetDatasetStatus",
+            "CreateDataset",
+            "CreateDatasetVersion",
+        ):
+            return self._datasets(method.rsplit("/", 1)[1], body)
         return self._json(404, {"code": 404, "message": f"no such method: {self.path}"})
 
     def _list(self, body: dict, key: str):
@@ -181,9 +214,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- submissions -----------------------------------------------------------------
 
-    def _start_upload(self, body: dict):
+    def _start_upload(self, body: dict, check_rules: bool = True):
         state = self.server.state
-        if state.forbidden:
+        if state.forbidden and check_rules:
             return self._json(403, {"code": 403, "message": RULES_MESSAGE})
         token = f"blob-{len(state.uploads) + 1}"
         with state._lock:
@@ -245,6 +278,78 @@ class _Handler(BaseHTTPRequestHandler):
             answer["nextPageToken"] = str(start + size)
         self._json(200, answer)
 
+    # -- kernels and datasets ----------------------------------------------------------
+
+    def _kernels(self, name: str, body: dict):
+        state = self.server.state
+        if name == "SaveKernel":
+            kernel = body.get("slug", "")
+            with state._lock:
+                version = state.kernels.get(kernel, {}).get("versionNumber", 0) + 1
+                state.kernels[kernel] = body | {"versionNumber": version}
+            sources = body.get("datasetDataSources") or []
+            known = state.known_datasets
+            return self._json(
+                200,
+                {
+                    "ref": f"/code/{kernel}",
+                    "url": f"https://www.kaggle.com/code/{kernel}",
+                    "versionNumber": version,
+                    "error": state.push_error,
+                    "invalidDatasetSources": [] if known is None else sorted(set(sources) - known),
+                },
+            )
+        kernel = f"{body.get('userName', '')}/{body.get('kernelSlug', '')}"
+        if kernel not in state.kernels:
+            return self._json(404, {"code": 404, "message": f"kernel {kernel} not found"})
+        if name == "GetKernelSessionStatus":
+            failed = state.kernel_status == "ERROR"
+            message = "Your notebook tried to allocate more memory than is available." * failed
+            return self._json(200, {"status": state.kernel_status, "failureMessage": message})
+        if name == "ListKernelSessionOutput":
+            outputs = state.kernel_outputs.get(kernel, {})
+            names = sorted(outputs)
+            size = min(int(body.get("pageSize") or 20), state.max_page_size)
+            start = int(body.get("pageToken") or 0)
+            host = f"http://localhost:{self.server.server_address[1]}"
+            files = [
+                {"fileName": n, "url": f"{host}{STORAGE}{urllib.parse.quote(f'{kernel}/{n}')}"}
+                for n in names[start : start + size]
+            ]
+            answer = {"files": files, "log": f"[{kernel}] the kernel's log\n"}
+            if start + size < len(names):
+                answer["nextPageToken"] = str(start + size)
+            return self._json(200, answer)
+        return self._json(404, {"code": 404, "message": f"no such method: {name}"})
+
+    def _datasets(self, name: str, body: dict):
+        state = self.server.state
+        if name == "GetDatasetStatus":
+            ref = f"{body.get('ownerSlug')}/{body.get('datasetSlug')}"
+            if ref not in state.datasets:
+                return self._json(404, {"code": 404, "message": f"dataset {ref} not found"})
+            return self._json(200, {"status": "READY"})
+        if name == "CreateDataset":
+            ref, files = f"{body.get('ownerSlug')}/{body.get('slug')}", body.get("files") or []
+        else:
+            ref = f"{body.get('ownerSlug')}/{body.get('datasetSlug')}"
+            files = (body.get("body") or {}).get("files") or []
+            if ref not in state.datasets:
+                return self._json(404, {"code": 404, "message": f"dataset {ref} not found"})
+        uploaded = {}
+        for entry in files:
+            upload = state.uploads.get(entry.get("token", ""), {})
+            if upload.get("content") is None:
+                return self._json(400, {"code": 400, "message": "a file was not uploaded"})
+            uploaded[upload["name"]] = upload["content"]
+        with state._lock:
+            known = state.datasets.setdefault(ref, {"versions": 0})
+            known.update(files=uploaded, versions=known["versions"] + 1)
+            if name == "CreateDataset":
+                known.update(private=body.get("isPrivate"), title=body.get("title"))
+        answer = {"ref": ref, "url": f"https://www.kaggle.com/datasets/{ref}", "status": "ok"}
+        self._json(200, answer | {"error": ""})
+
     def _raw_body(self) -> bytes | None:
         """A PUT's bytes, sent with a Content-Length or chunked."""
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
@@ -267,7 +372,11 @@ class _Handler(BaseHTTPRequestHandler):
         self._record({})
         path = urllib.parse.urlsplit(self.path).path
         name = urllib.parse.unquote(path.removeprefix(STORAGE))
-        content = self.server.state.files.get(name)
+        state = self.server.state
+        content = state.files.get(name)
+        if content is None and "/" in name:  # a kernel's output: "<user>/<slug>/<file>"
+            owner, slug, file = name.split("/", 2)
+            content = state.kernel_outputs.get(f"{owner}/{slug}", {}).get(file)
         if not path.startswith(STORAGE) or content is None:
             return self._json(404, {"code": 404, "message": "not found"})
         etag = etag_of(content)

@@ -58,5 +58,5 @@ def test_blend_writes_a_valid_rank_average(tmp_path):
 
 def test_submit_without_a_run_is_a_one_line_error(tmp_path):
     result = run("submit", cwd=tmp_path)
-    assert result.returncode == 2 and "make data" in result.stderr
+    assert result.returncode == 2 and "make train" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1

@@ -1,7 +1,9 @@
 """`deepsync train` end to end on the tiny cache, and the leak check on the default set."""
 
+import dataclasses
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -57,6 +59,26 @@ def test_a_rerun_reuses_finished_folds(trained, monkeypatch):
     monkeypatch.setattr(cnn, "fit_fold", never)
     again = train(config, progress=False)
     assert again.metrics["cnn"]["pooled_auc"] == report.metrics["cnn"]["pooled_auc"]
+
+
+def test_folds_in_their_own_processes_give_what_one_process_gives(trained, tmp_path):
+    """One process per GPU on a T4 x2 kernel: here two CPU processes, the same folds."""
+    config, cache, report = trained
+    parallel = dataclasses.replace(
+        config,
+        train=dataclasses.replace(config.train, runs_root=tmp_path / "runs", models="cnn"),
+        cnn=dataclasses.replace(config.cnn, fold_processes=2),
+    )
+    again = train(parallel, progress=False)
+    folder = again.folder / "cnn"
+    workers = {
+        json.loads(p.read_text())["worker"] for p in folder.glob("patient*/fold*/result.json")
+    }
+    assert workers == {0, 1}  # both processes trained folds
+    ours = pd.read_csv(folder / "oof.csv")
+    theirs = pd.read_csv(report.folder / "cnn" / "oof.csv")
+    assert list(ours["segment"]) == list(theirs["segment"])  # the same order as in-process
+    assert np.allclose(ours["score"], theirs["score"], atol=1e-3)
 
 
 def test_a_run_folder_with_other_settings_is_refused(trained):

@@ -17,14 +17,6 @@ from deepsync.errors import DeepSyncError
 from deepsync.submit import scoring, submission
 
 
-def dataset(config: Config) -> dict:
-    """What `make data` wrote into dataset.json; an error if it has not run."""
-    path = Path(config.data.root) / DATASET_FILE
-    if not path.exists():
-        raise DeepSyncError(f"no {path}: run `make data` first")
-    return json.loads(path.read_text())
-
-
 def pick_sample(config: Config, csv_path: Path | None = None) -> Path:
     """The data's own sample submission, else Kaggle's; for a CSV, the one naming its files."""
     own = _own(config, "sample")

@@ -46,6 +46,7 @@ class Candidate:
     oof: pd.Series  # calibrated OOF score by segment
     test: pd.Series  # calibrated, fold-averaged test score by segment (file name)
     measured: dict[str, float] = field(default_factory=dict)  # pooled OOF AUC per method
+    all_zero: frozenset[str] = frozenset()  # test segments that are all zero
 
 
 @dataclass
@@ -61,16 +62,21 @@ class SubmissionReport:
     kaggle_ref: str = ""
 
 
-def make_submission(config: Config) -> SubmissionReport:
-    """Write, validate, score and ledger the run's submission (nothing sent to Kaggle)."""
-    references.dataset(config)  # `make data` ran
+def make_submission(
+    config: Config, *, sample_path: Path | None = None, labels_path: Path | None = None
+) -> SubmissionReport:
+    """Write, validate, score and ledger the run's submission (nothing sent to Kaggle).
+
+    The sample submission and test labels are the data set's own (`make data`), else the
+    real competition's; or those given (a kernel's, brought home with its run).
+    """
     run = run_folder(config)
     if not (run / "config.json").exists():
         raise DeepSyncError(f"no trained run in {run}: run `make train` first")
     settings = json.loads((run / "config.json").read_text())
     candidates = _candidates(run, config)
     chosen = _choose(candidates, config.submit.model)
-    sample = submission.read_sample(references.pick_sample(config))
+    sample = submission.read_sample(sample_path or references.pick_sample(config))
     scores, neutral, filled, warned = _final_scores(chosen, sample, config)
     name = config.submit.name or config.train.run
     folder = Path(config.submit.folder)
@@ -78,7 +84,7 @@ def make_submission(config: Config) -> SubmissionReport:
     digest = _config_hash(settings["settings"], config)
     _refuse_overwriting_a_sent_file(folder, path, digest)
     submission.write(path, scores, sample)
-    labels = scoring.load_labels(references.pick_labels(config))
+    labels = scoring.load_labels(labels_path or references.pick_labels(config))
     local = scoring.score(scores, labels) if scoring.matches(labels, sample) else None
     report = SubmissionReport(path, chosen, candidates, local, neutral, filled, digest, warned)
     _describe(report, config, settings)
@@ -132,7 +138,7 @@ def _candidates(run: Path, config: Config) -> list[Candidate]:
         oof, test = pd.read_csv(oof_path), pd.read_csv(test_path)
         if model == "cnn" and config.submit.tta:
             oof, test = _cnn_with_tta(run, oof, test, config.submit.tta)
-        test = test.groupby(["segment", "patient"], as_index=False)["score"].mean()  # folds' mean
+        test = test.groupby(["segment", "patient", "all_zero"], as_index=False)["score"].mean()
         measured = calibration.measured(oof)
         method = config.submit.calibration
         method = calibration.best(measured) if method == "auto" else method
@@ -145,6 +151,7 @@ def _candidates(run: Path, config: Config) -> list[Candidate]:
                 oof_scores,
                 pd.Series(calibration.calibrate_scores(oof, test, method), index=test["segment"]),
                 measured,
+                frozenset(test.loc[test["all_zero"], "segment"]),
             )
         )
     if not found:
@@ -159,6 +166,7 @@ def _candidates(run: Path, config: Config) -> list[Candidate]:
                 auc(labels.reindex(blend_oof.index), blend_oof),
                 blend_oof,
                 rank_average([c.test for c in found]),
+                all_zero=found[0].all_zero,
             )
         )
     return found
@@ -218,7 +226,7 @@ def _final_scores(
 ) -> tuple[pd.Series, int, int, list[str]]:
     """Scores for every sample file; all-zero and unpredicted files get the neutral score."""
     scores = chosen.test.reindex(sample)
-    zero = _all_zero_test_files(config) & set(sample)
+    zero = chosen.all_zero & set(sample)
     known = scores.drop(index=list(zero), errors="ignore").dropna()
     if known.empty:
         raise DeepSyncError("the run predicted none of the sample submission's files")
@@ -241,15 +249,6 @@ def _final_scores(
     scores[list(zero)] = neutral
     scores[missing] = neutral
     return scores, len(zero), len(missing), warned
-
-
-def _all_zero_test_files(config: Config) -> set[str]:
-    path = cache_folder(config.features) / "segments.csv"
-    if not path.exists():
-        return set()
-    segments = pd.read_csv(path)
-    flagged = segments["all_zero"].fillna(False).astype(bool)
-    return set(segments.loc[(segments["split"] == "test") & flagged, "segment"])
 
 
 def _split_auc(scores: dict | None, split: str) -> float | None:

@@ -4,7 +4,8 @@ Layout of ``runs/<run>/``:
 - ``config.json``: the resolved configuration, git revision and library versions;
 - ``folds.csv``: segment, patient, label, hour, row, fold (written once, read by all);
 - ``<model>/oof.csv``: segment, patient, label, fold, score, calibrated;
-- ``<model>/test.csv``: segment, patient, fold, score (each fold's model on the test set);
+- ``<model>/test.csv``: segment, patient, all_zero, fold, score (each fold's model on the
+  test set; all-zero segments are predicted too, and flagged);
 - ``<model>/metrics.json``: AUC per fold and patient, pooled raw and calibrated;
 - ``cnn/patient<P>/fold<K>/``: best.pt, log.csv, result.json (last.pt while training).
 A rerun skips folds whose result is saved and resumes a fold that was interrupted; a run
@@ -143,7 +144,8 @@ def _test_segments(cache: FeatureCache, folds: pd.DataFrame) -> pd.DataFrame:
     """The test segments of the patients being trained (all-zero ones included)."""
     segments = cache.segments
     keep = (segments["split"] == "test") & segments["patient"].isin(folds["patient"].unique())
-    return segments.loc[keep & (segments["status"] == "ok"), ["segment", "patient", "row"]]
+    chosen = segments.loc[keep & (segments["status"] == "ok"), ["segment", "patient", "row"]]
+    return chosen.assign(all_zero=segments.loc[chosen.index, "all_zero"].astype(bool))
 
 
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:
@@ -165,7 +167,7 @@ def _predictions(held, scores, patient_test, test_scores, fold):
     """One fold's rows of oof.csv and of test.csv."""
     return (
         held[["segment", "patient", "label", "fold"]].assign(score=scores),
-        patient_test[["segment", "patient"]].assign(fold=fold, score=test_scores),
+        patient_test[["segment", "patient", "all_zero"]].assign(fold=fold, score=test_scores),
     )
 
 
@@ -187,44 +189,70 @@ def _run_baseline(cache, folds, test, config) -> tuple[pd.DataFrame, pd.DataFram
 
 
 def _run_cnn(cache, folds, test, config, folder, progress) -> tuple[pd.DataFrame, pd.DataFrame]:
-    from deepsync.train.cnn import FoldData, fit_fold
+    """Every (patient, fold) of the CNN: finished ones read back, the rest trained.
 
-    oof_parts, test_parts = [], []
+    Folds train here one after the other, or several at once in their own processes
+    (one per GPU when there are several; `deepsync.train.fold_processes`).
+    """
+    from deepsync.train.cnn import FoldData, fit_fold
+    from deepsync.train.fold_processes import FoldJob, processes_for, train_folds
+
+    parts, results, jobs = {}, {}, []
     for patient, fold, training, held, patient_test in _fold_parts(folds, test):
+        key = (int(patient), fold)
+        parts[key] = (held, patient_test)
         fold_folder = folder / "cnn" / f"patient{patient}" / f"fold{fold}"
-        done = fold_folder / "result.json"
-        trained = not done.exists()
-        if not trained:
-            result = json.loads(done.read_text())
-        else:
-            data = FoldData(
-                training["row"].to_numpy(),
-                training["label"].to_numpy(),
-                held["row"].to_numpy(),
-                held["label"].to_numpy(),
-                patient_test["row"].to_numpy(),
-            )
-            result = fit_fold(
-                cache.stacks,
-                data,
-                config.cnn,
-                config.train.seed + 100 * patient + fold,
-                fold_folder,
-                progress=progress,
-                desc=f"cnn patient {patient} fold {fold}",
-                meta={"patient": int(patient), "fold": fold, "model": config.cnn.model},
-            )
-        tqdm.write(
-            f"cnn patient {patient} fold {fold}: best AUC {result['best_auc']:.3f} at epoch "
-            f"{result['best_epoch']} of {result['epochs_run']}"
-            + ("" if trained else " (already trained)")
+        if (fold_folder / "result.json").exists():
+            results[key] = json.loads((fold_folder / "result.json").read_text())
+            _say_fold(key, results[key], "(already trained)")
+            continue
+        data = FoldData(
+            training["row"].to_numpy(),
+            training["label"].to_numpy(),
+            held["row"].to_numpy(),
+            held["label"].to_numpy(),
+            patient_test["row"].to_numpy(),
         )
+        meta = {"patient": key[0], "fold": fold, "model": config.cnn.model}
+        seed = config.train.seed + 100 * key[0] + fold
+        jobs.append(FoldJob(cache.folder, data, config.cnn, seed, fold_folder, meta))
+    processes = min(processes_for(config.cnn), len(jobs))
+    if processes > 1:
+        tqdm.write(f"cnn: {len(jobs)} folds, {processes} at a time in their own processes")
+        for job, result in train_folds(jobs, processes):
+            key = (job.meta["patient"], job.meta["fold"])
+            results[key] = result
+            _say_fold(key, result)
+    else:
+        for job in jobs:
+            key = (job.meta["patient"], job.meta["fold"])
+            results[key] = fit_fold(
+                cache.stacks,
+                job.data,
+                job.cfg,
+                job.seed,
+                job.folder,
+                progress=progress,
+                desc=f"cnn patient {key[0]} fold {key[1]}",
+                meta=job.meta,
+            )
+            _say_fold(key, results[key])
+    oof_parts, test_parts = [], []
+    for key, (held, patient_test) in parts.items():  # the folds' own order, however trained
+        result = results[key]
         oof, tested = _predictions(
-            held, result["valid_scores"], patient_test, result["test_scores"], fold
+            held, result["valid_scores"], patient_test, result["test_scores"], key[1]
         )
         oof_parts.append(oof)
         test_parts.append(tested)
     return pd.concat(oof_parts, ignore_index=True), pd.concat(test_parts, ignore_index=True)
+
+
+def _say_fold(key: tuple[int, int], result: dict, note: str = "") -> None:
+    tqdm.write(
+        f"cnn patient {key[0]} fold {key[1]}: best AUC {result['best_auc']:.3f} at epoch "
+        f"{result['best_epoch']} of {result['epochs_run']}" + (f" {note}" if note else "")
+    )
 
 
 def leak_check(config: Config) -> dict[str, float]:

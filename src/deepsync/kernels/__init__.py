@@ -1,0 +1,1 @@
+"""Kaggle kernels: this pipeline as self-contained kernel scripts, pushed, watched, brought home."""

@@ -1,0 +1,175 @@
+"""Rendered kernel scripts run end to end here, and come home through the real kaggle client."""
+
+import dataclasses
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from deepsync.errors import DeepSyncError
+from deepsync.kernels import bundle, dataset, remote
+from deepsync.kernels.local import local_input, run_locally
+from deepsync.submit import ledger, submission
+from tests.conftest import FAST_CNN, tiny_config
+
+pytestmark = pytest.mark.filterwarnings("ignore::deepsync.train.model.PretrainedWeightsWarning")
+USER = "deepsync-tester"
+
+
+def kernel_config(tiny_cache, tiny_set, tmp_path, *extra):
+    base, _ = tiny_cache  # the tiny set, indexed and cached: what `make data features` left
+    config = tiny_config(
+        tiny_set,
+        base,
+        *FAST_CNN,
+        "cnn.epochs=1",
+        "train.run=kernels",
+        f"kernels.folder={tmp_path}/kernels",
+        f"submit.folder={tmp_path}/submissions",
+        *extra,
+    )
+    return config
+
+
+def outputs_of(working: Path) -> dict[str, bytes]:
+    """What Kaggle would list as the kernel's output files (relative names)."""
+    return {
+        p.relative_to(working).as_posix(): p.read_bytes()
+        for p in sorted(working.rglob("*"))
+        if p.is_file() and not p.is_symlink()
+    }
+
+
+def test_a_whole_kernel_runs_on_the_segments_and_writes_a_valid_submission(
+    tiny_cache, tiny_set, tmp_path
+):
+    config = kernel_config(tiny_cache, tiny_set, tmp_path, "kernels.upload=data")
+    (made,) = bundle.render(config, USER)
+    root = local_input(config, USER)
+    assert (root / "datasets" / USER / "deepsync-kernels-input" / "segments" / "train_1").is_dir()
+    (run,) = run_locally([made], root, config.kernels.folder)
+    assert run.returncode == 0
+    written = run.working / "submissions" / "kernels.csv"
+    sample = submission.read_sample(tiny_set / submission.SAMPLE_FILE)
+    assert submission.problems(written, sample) == []
+    for model in ("baseline", "cnn"):
+        assert (run.working / "runs" / "kernels" / model / "oof.csv").exists()
+    described = json.loads((run.working / "deepsync-kernel.json").read_text())
+    assert described["patients"] is None and described["input"] == "segments"
+
+
+def test_per_patient_kernels_on_the_cache_are_pushed_watched_and_merged(
+    tiny_cache, tiny_set, tmp_path, kaggle_server
+):
+    config = kernel_config(tiny_cache, tiny_set, tmp_path, "kernels.patients=1,2")
+    bundles = bundle.render(config, USER)
+    runs = run_locally(bundles, local_input(config, USER), config.kernels.folder)
+    assert [r.returncode for r in runs] == [0, 0]
+    assert not (runs[0].working / "submissions").exists()  # one patient: no submission
+
+    pushed = remote.push(bundles)
+    assert [p.version for p in pushed] == [1, 1]
+    saved = kaggle_server.kernels[bundles[0].kernel]
+    assert saved["text"] == (bundles[0].folder / f"{bundles[0].slug}.py").read_text()
+    assert saved["enableInternet"] is False and saved["machineShape"] == "NvidiaTeslaT4"
+    assert saved["datasetDataSources"] == [f"{USER}/deepsync-kernels-input"]
+    for made, run in zip(bundles, runs, strict=True):  # what the kernels left on Kaggle
+        kaggle_server.kernel_outputs[made.kernel] = outputs_of(run.working)
+    assert [s.status for s in remote.status(bundles)] == ["COMPLETE", "COMPLETE"]
+
+    report = remote.bring_home(config, bundles)
+    assert report.path == Path(config.submit.folder) / "kernels-kaggle.csv"
+    sample = submission.read_sample(tiny_set / submission.SAMPLE_FILE)
+    assert submission.problems(report.path, sample) == []
+    merged = pd.read_csv(Path(config.train.runs_root) / "kernels-kaggle" / "cnn" / "oof.csv")
+    assert set(merged["patient"]) == {1, 2}
+    home = Path(config.kernels.folder) / "output" / bundles[0].slug
+    assert not list(home.rglob("*.pt"))  # checkpoints stay on Kaggle
+    assert (home / f"{bundles[0].slug}.log").exists()
+    (event,) = ledger.read(config.submit.folder).itertuples()
+    assert event.file == "kernels-kaggle.csv" and event.run == "kernels-kaggle"
+
+
+def test_unfinished_or_failed_kernels_are_not_brought_home(
+    tiny_cache, tiny_set, tmp_path, kaggle_server
+):
+    config = kernel_config(tiny_cache, tiny_set, tmp_path)
+    bundles = bundle.render(config, USER)
+    remote.push(bundles)
+    kaggle_server.kernel_status = "ERROR"
+    table = remote.render_states(remote.status(bundles))
+    assert "ERROR" in table and "more memory" in table
+    with pytest.raises(DeepSyncError, match="not every kernel has finished.*ERROR"):
+        remote.bring_home(config, bundles)
+
+
+def test_refused_pushes_are_one_line_errors(tiny_cache, tiny_set, tmp_path, kaggle_server):
+    config = kernel_config(tiny_cache, tiny_set, tmp_path)
+    bundles = bundle.render(config, USER)
+    kaggle_server.known_datasets = set()
+    with pytest.raises(DeepSyncError, match="unknown datasets.*make kaggle-dataset"):
+        remote.push(bundles)
+    kaggle_server.known_datasets = None
+    kaggle_server.push_error = "Notebook not found"
+    with pytest.raises(DeepSyncError, match="Kaggle refused .*Notebook not found"):
+        remote.push(bundles)
+
+
+def test_the_cache_goes_up_as_a_private_dataset_then_as_versions(
+    tiny_cache, tiny_set, tmp_path, kaggle_server
+):
+    config = kernel_config(tiny_cache, tiny_set, tmp_path)
+    ref, done = dataset.upload(config, USER)
+    assert (ref, done) == (f"{USER}/deepsync-kernels-input", "created")
+    held = kaggle_server.datasets[ref]
+    assert held["private"] is True
+    assert {"stacks.npy", "table.npy", "params.json", "segments.csv"} <= set(held["files"])
+    assert {"sample_submission.csv", "test_labels.csv"} <= set(held["files"])
+    paths = pd.read_csv(pd.io.common.BytesIO(held["files"]["segments.csv"]))["path"]
+    assert not paths.str.contains("/").any()  # no local paths leave this machine
+    assert dataset.upload(config, USER) == (ref, "new version")
+    assert kaggle_server.datasets[ref]["versions"] == 2
+
+
+def test_a_kernel_without_inputs_says_what_to_attach(tiny_cache, tiny_set, tmp_path):
+    config = kernel_config(tiny_cache, tiny_set, tmp_path)
+    (made,) = bundle.render(config, USER)
+    (tmp_path / "empty").mkdir()
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(made.folder / f"{made.slug}.py"),
+            "--input",
+            str(tmp_path / "empty"),
+            "--working",
+            str(tmp_path / "working"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert "no segments and no feature cache" in line and "deepsync-kernels-input" in line
+
+
+def test_an_attached_cache_made_with_other_settings_is_refused(tiny_cache, tiny_set, tmp_path):
+    from deepsync.kernels.entry import find_inputs
+    from deepsync.kernels.entry import kernel_config as settings_for_kernel
+
+    config = kernel_config(tiny_cache, tiny_set, tmp_path)
+    root = local_input(config, USER)
+    other = dataclasses.replace(config, features=dataclasses.replace(config.features, bands=64))
+    found = find_inputs(root)
+    assert found.cache is not None and found.data is None
+    with pytest.raises(DeepSyncError, match="other \\[features\\] settings"):
+        settings_for_kernel(bundle.bundle_settings(other), None, found, tmp_path / "w")
+    with_weights = dataclasses.replace(
+        config, cnn=dataclasses.replace(config.cnn, pretrained_file=Path("/x/w.safetensors"))
+    )
+    with pytest.raises(DeepSyncError, match="w.safetensors .*kernels.weights_dataset"):
+        settings_for_kernel(bundle.bundle_settings(with_weights), None, found, tmp_path / "w")
+    assert re.search("datasets/", str(found.cache))
