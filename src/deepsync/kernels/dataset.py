@@ -49,7 +49,7 @@ def stage(config: Config, user: str) -> Path:
     labels = references.pick_labels(config)
     shutil.copyfile(labels, folder / TEST_LABELS)
     title = f"DeepSync {config.train.run} input"[:50]
-    metadata = {"title": title.ljust(6, "-"), "id": ref, "licenses": [{"name": "other"}]}
+    metadata = {"title": title, "id": ref, "licenses": [{"name": "other"}]}
     (folder / DATASET_METADATA).write_text(json.dumps(metadata, indent=1))
     return folder
 

@@ -17,6 +17,7 @@ import copy
 import json
 import os
 import platform
+import re
 import shutil
 import sys
 import tempfile
@@ -70,8 +71,6 @@ def find_inputs(root: Path) -> Inputs:
 
 
 def _holds_segments(dirs: list[str], files: list[str]) -> bool:
-    import re
-
     kaggle = any(re.fullmatch(r"(train|test)_\d+(_new)?", d) for d in dirs)
     ecosystem = any(re.match(r"Pat\d+(Train|Test)_\d+_[01]\.(mat|csv)$", f, re.I) for f in files)
     return kaggle or ecosystem

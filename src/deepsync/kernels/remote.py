@@ -11,6 +11,7 @@ in ``submissions/``, validated, scored, in the ledger.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 from dataclasses import dataclass
@@ -153,8 +154,6 @@ def merge_runs(parts: list[Path], target: Path) -> Path:
 
 def bring_home(config: Config, bundles: list[Bundle]):
     """Outputs downloaded, runs merged into ``runs/<run>-kaggle``, its submission made."""
-    import dataclasses
-
     from deepsync.submit.stage import make_submission
 
     homes = fetch_outputs(bundles, Path(config.kernels.folder))

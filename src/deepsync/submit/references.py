@@ -19,22 +19,31 @@ from deepsync.submit import scoring, submission
 
 def pick_sample(config: Config, csv_path: Path | None = None) -> Path:
     """The data's own sample submission, else Kaggle's; for a CSV, the one naming its files."""
-    own = _own(config, "sample")
-    candidates = [p for p in (own, submission.reference_sample()) if p is not None]
-    if csv_path is None:
-        return candidates[0]
-    names = _names(csv_path)
-    return max(candidates, key=lambda p: len(names & set(submission.read_sample(p))))
+    return _pick(
+        _own(config, "sample"),
+        submission.reference_sample(),
+        csv_path,
+        lambda p: set(submission.read_sample(p)),
+    )
 
 
 def pick_labels(config: Config, csv_path: Path | None = None) -> Path:
     """The data's own test labels, else the organisers'; for a CSV, the ones naming its files."""
-    own = _own(config, "labels")
-    candidates = [p for p in (own, scoring.reference_labels()) if p is not None]
+    return _pick(
+        _own(config, "labels"),
+        scoring.reference_labels(),
+        csv_path,
+        lambda p: set(scoring.load_labels(p)["File"]),
+    )
+
+
+def _pick(own: Path | None, reference: Path, csv_path: Path | None, names_in) -> Path:
+    """``own`` if there is one, else ``reference``; for a CSV, whichever names more of its files."""
+    candidates = [p for p in (own, reference) if p is not None]
     if csv_path is None:
         return candidates[0]
     names = _names(csv_path)
-    return max(candidates, key=lambda p: len(names & set(scoring.load_labels(p)["File"])))
+    return max(candidates, key=lambda p: len(names & names_in(p)))
 
 
 def _own(config: Config, what: str) -> Path | None:
