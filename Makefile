@@ -34,7 +34,7 @@ KERNEL_ARGS := --profile $(or $(PROFILE),gpu) $(foreach s,$(SET),--set $(s))
 DATA_ARGS   := $(if $(SOURCE),--source $(SOURCE)) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) \
                $(if $(KAGGLE_DATASET),--kaggle-dataset $(KAGGLE_DATASET))
 
-.PHONY: help setup data features train leak-check submit validate score blend leaderboard \
+.PHONY: help setup data features train leak-check submit validate score blend leaderboard report \
         kernel kernel-local kaggle-dataset kernel-push kernel-status kernel-output \
         bench-features demo test test-all lint format clean
 
@@ -79,6 +79,9 @@ blend: setup ## rank-average FILES="a.csv b.csv" (WEIGHTS=2,1) into OUT
 leaderboard: setup ## local CV vs public and private scores; KAGGLE=1 reads Kaggle's back
 	$(DS) $(GLOBAL_ARGS) leaderboard $(if $(KAGGLE),--kaggle)
 
+report: setup ## one HTML page of pictures for the run (reports/<run>/index.html)
+	$(DS) $(GLOBAL_ARGS) report
+
 kernel: setup ## render Kaggle kernel bundles in kernels/ (PATIENTS="1 2 3": one per patient)
 	$(DS) $(KERNEL_ARGS) kernel $(if $(PATIENTS),--patients $(PATIENTS))
 
@@ -105,6 +108,7 @@ demo: setup ## data to submission on the embedded synthetic set (demo profile, C
 	$(DS) $(DEMO_ARGS) features
 	$(DS) $(DEMO_ARGS) train
 	$(DS) $(DEMO_ARGS) submit
+	$(DS) $(DEMO_ARGS) report
 
 test: setup ## the test suite (no GPU, no network)
 	$(BIN)/python -m pytest

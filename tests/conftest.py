@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from deepsync.data import synthetic
 from deepsync.data.stage import prepare
 from deepsync.features.cache import FeatureCache
 from deepsync.features.stage import build_features
+from deepsync.train.stage import train
 from tests.standins.kaggle_server import point_kaggle_client_here, running_stand_in
 
 USER, KEY = "deepsync-tester", "dummy-key-0123456789abcdef"  # never a real credential
@@ -82,3 +84,14 @@ def kaggle_server(kaggle_home):
     """A stand-in Kaggle on localhost:7777, running for one test."""
     with running_stand_in() as state:
         yield state
+
+
+@pytest.fixture(scope="session")
+def trained_run(tiny_cache, tiny_set):
+    """(config, base folder) of a run of both models on the tiny set."""
+    base, _ = tiny_cache
+    config = tiny_config(tiny_set, base, *FAST_CNN, "train.run=submitting")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        train(config, progress=False)
+    return config, base

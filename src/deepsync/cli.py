@@ -93,6 +93,19 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(run=_run_train)
     _add_submit_stages(stages)
     _add_kernel_stages(stages)
+    report = stages.add_parser(
+        "report",
+        help="one self-contained HTML page of pictures: data, features, runs, submissions",
+        description="Writes reports/<run>/index.html (images inside it: it opens offline) "
+        "and its PNG files: segments and dropout, example stacks, where preictal differs, "
+        "ROC curves, fold AUCs, training curves, the submissions ledger.",
+    )
+    report.add_argument("--all", action="store_true", help="every run under runs/, in one page")
+    report.add_argument(
+        "--out", type=Path, default=Path("reports"), help="where (default: reports/)"
+    )
+    _add_common_options(report, top_level=False)
+    report.set_defaults(run=_run_report)
     return parser
 
 
@@ -282,11 +295,10 @@ def _run_features(config: Config, args: argparse.Namespace) -> int:
 
 def _run_pictures(config: Config, args: argparse.Namespace) -> int:
     from deepsync.features.cache import FeatureCache, cache_folder
-    from deepsync.features.pictures import save_pictures
+    from deepsync.features.pictures import save_pictures, stack_axes
 
-    for path in save_pictures(
-        FeatureCache.open(cache_folder(config.features)), args.out, args.patients
-    ):
+    cache = FeatureCache.open(cache_folder(config.features))
+    for path in save_pictures(cache, args.out, stack_axes(cache, config.features), args.patients):
         print(f"pictures: {path}")
     return 0
 
@@ -382,6 +394,14 @@ def _run_leaderboard(config: Config, args: argparse.Namespace) -> int:
     path = save(board, config.submit.folder)
     print(render(board))
     print(f"  table: {path}")
+    return 0
+
+
+def _run_report(config: Config, args: argparse.Namespace) -> int:
+    from deepsync.report.page import build_report
+
+    path = build_report(config, args.out, every_run=args.all)
+    print(f"report: {path} (open it in a browser; the PNG files are beside it)")
     return 0
 
 

@@ -191,12 +191,16 @@ def test_a_corrupt_file_is_listed_while_the_rest_is_cached(tiny_set, tmp_path):
 
 
 def test_pictures_show_a_pair_per_patient(indexed, tmp_path):
-    from deepsync.features.pictures import choose_pairs, save_pictures
+    from deepsync.features.pictures import choose_pairs, save_pictures, stack_axes
 
-    _, cache = indexed
+    config, cache = indexed
     pairs = choose_pairs(cache, patients=5)
     labels = cache.segments.set_index("row")["label"]
     assert [p for p, _, _ in pairs] == [1, 2]
     assert all(labels[i] == 0 and labels[p] == 1 for _, i, p in pairs)
-    paths = save_pictures(cache, tmp_path / "pictures", patients=1)
+    axes = stack_axes(cache, config.features)
+    assert axes.seconds == 20  # the tiny set's segments
+    assert axes.band_hz[0] >= 1 and axes.band_hz[-1] <= 200  # min_hz to Nyquist
+    assert np.all(np.diff(axes.band_hz) > 0)
+    paths = save_pictures(cache, tmp_path / "pictures", axes, patients=1)
     assert len(paths) == 1 and paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

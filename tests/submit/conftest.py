@@ -1,25 +1,10 @@
-"""A run trained once on the tiny cache (baseline and a tiny CNN), for the submit stage."""
+"""The submit stage's config: the tiny trained run with a submissions folder per test."""
 
 from __future__ import annotations
 
 import dataclasses
-import warnings
 
 import pytest
-
-from deepsync.train.stage import train
-from tests.conftest import FAST_CNN, tiny_config
-
-
-@pytest.fixture(scope="session")
-def trained_run(tiny_cache, tiny_set):
-    """(config, base folder) of a run of both models on the tiny set."""
-    base, _ = tiny_cache
-    config = tiny_config(tiny_set, base, *FAST_CNN, "train.run=submitting")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        train(config, progress=False)
-    return config, base
 
 
 @pytest.fixture

@@ -1,0 +1,1 @@
+"""`make report`: pictures of the data, the features, the runs and the submissions."""
