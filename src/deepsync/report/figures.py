@@ -46,7 +46,8 @@ def data_summary(segments: pd.DataFrame):
     left.set_xlabel("patient")
     left.set_ylabel("segments (files)")
     left.set_title("segments per patient and kind")
-    left.legend(fontsize=8)
+    left.set_ylim(0, bottom.max() * 1.35)  # room for the legend above the bars
+    left.legend(fontsize=8, ncol=2, loc="upper center")
     ok = segments[segments["status"] == "ok"]
     bins = np.linspace(0, 1, 21)
     for patient in patients:
@@ -123,6 +124,8 @@ def roc_curves(oofs: dict[str, pd.DataFrame]):
 
 def training_curves(logs: dict[tuple[int, int], pd.DataFrame]):
     """Per patient: each fold's training loss and validation AUC, epoch by epoch."""
+    from matplotlib.ticker import MaxNLocator
+
     pyplot = plt()
     patients = sorted({p for p, _ in logs})
     fig, axes = pyplot.subplots(2, len(patients), figsize=(4.5 * len(patients), 6), squeeze=False)
@@ -139,6 +142,7 @@ def training_curves(logs: dict[tuple[int, int], pd.DataFrame]):
         auc_ax.set_ylim(0, 1)
         for ax in (loss_ax, auc_ax):
             ax.set_xlabel("epoch")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.legend(fontsize=7)
     fig.tight_layout()
     return fig

@@ -116,7 +116,7 @@ def _data_section(page: Page, cache: FeatureCache) -> None:
     classes = segments["label"].map({0: "interictal", 1: "preictal"})
     kind = segments["split"].where(segments["split"] == "test", classes)
     kind = kind.where(segments["safe"] | (segments["split"] == "test"), "unsafe")
-    counts = pd.crosstab(segments["patient"], kind).reset_index()
+    counts = pd.crosstab(segments["patient"], kind).rename_axis(columns=None).reset_index()
     counts["dropout (mean share)"] = segments.groupby("patient")["dropout"].mean().to_numpy()
     page.table(counts)
 
