@@ -138,7 +138,14 @@ def test_ctrl_c_leaves_no_half_file_and_a_rerun_completes(tmp_path):
         str(root),
     ]
     process = subprocess.Popen(
-        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+        args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        # A shell's background job ignores SIGINT, and children inherit that: a terminal's
+        # process does not.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 120
     while not list(root.rglob("*.mat")) and time.monotonic() < deadline:
