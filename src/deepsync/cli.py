@@ -427,12 +427,11 @@ def _run_kernels(config: Config, args: argparse.Namespace) -> int:
             config = dataclasses.replace(
                 config, kernels=dataclasses.replace(config.kernels, patients=patients)
             )
-        for made in bundle.render(config, _kaggle_user(config)):
+        user = _kaggle_user(config)
+        for made in bundle.render(config, user):
             who = ",".join(map(str, made.patients)) if made.patients else "all"
             print(f"kernel: {made.folder}/ ({made.kernel}, patients {who})")
-        print(
-            f"  inputs: {bundle.input_dataset(config, _kaggle_user(config))} (make kaggle-dataset)"
-        )
+        print(f"  inputs: {bundle.input_dataset(config, user)} (make kaggle-dataset)")
         return 0
     if args.stage == "kaggle-dataset":
         from deepsync.kernels.dataset import upload

@@ -26,6 +26,7 @@ from deepsync.kernels.bundle import Bundle
 from deepsync.kernels.entry import TEST_LABELS
 from deepsync.submit import submission
 from deepsync.train.metrics import oof_metrics
+from deepsync.train.stage import write_csv
 
 OUTPUT_PATTERN = r"\.(csv|json|log|txt)$"  # what comes home: not the checkpoints
 DONE = "COMPLETE"
@@ -138,7 +139,7 @@ def merge_runs(parts: list[Path], target: Path) -> Path:
     target.mkdir(parents=True, exist_ok=True)
     merged = configs[0] | {"merged_from": [str(p) for p in parts]}
     (target / "config.json").write_text(json.dumps(merged, indent=1))
-    _write_csv(folds, target / "folds.csv")
+    write_csv(folds, target / "folds.csv")
     for model in MODELS:
         if not all((p / model / "oof.csv").exists() for p in parts):
             continue
@@ -146,8 +147,8 @@ def merge_runs(parts: list[Path], target: Path) -> Path:
         out.mkdir(exist_ok=True)
         oof = pd.concat([pd.read_csv(p / model / "oof.csv") for p in parts], ignore_index=True)
         test = pd.concat([pd.read_csv(p / model / "test.csv") for p in parts], ignore_index=True)
-        _write_csv(oof, out / "oof.csv")
-        _write_csv(test, out / "test.csv")
+        write_csv(oof, out / "oof.csv")
+        write_csv(test, out / "test.csv")
         (out / "metrics.json").write_text(json.dumps(oof_metrics(oof), indent=1))
     return target
 
@@ -181,12 +182,6 @@ def bring_home(config: Config, bundles: list[Bundle]):
 
 def _present(path: Path) -> Path | None:
     return path if path.exists() else None
-
-
-def _write_csv(frame: pd.DataFrame, path: Path) -> None:
-    partial = path.with_name(path.name + ".partial")
-    frame.to_csv(partial, index=False)
-    partial.replace(path)
 
 
 def _quiet():

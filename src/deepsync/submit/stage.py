@@ -30,7 +30,7 @@ from deepsync.features.cache import FeatureCache, cache_folder
 from deepsync.submit import calibration, kaggle_api, ledger, references, scoring, submission
 from deepsync.submit.blend import rank_average
 from deepsync.train.metrics import auc
-from deepsync.train.stage import run_folder
+from deepsync.train.stage import run_folder, write_csv
 
 LEADERBOARD_FILE = "leaderboard.csv"
 MISSING_SHOWN = 3
@@ -202,9 +202,8 @@ def _cnn_with_tta(
         oof.loc[held.index, "score"] = valid_scores
         test.loc[tested.index, "score"] = test_scores
     folder.mkdir(exist_ok=True)
-    for frame, name in ((oof, "oof.csv"), (test, "test.csv")):
-        frame.to_csv(folder / f"{name}.partial", index=False)
-        (folder / f"{name}.partial").replace(folder / name)
+    write_csv(oof, folder / "oof.csv")
+    write_csv(test, folder / "test.csv")
     return oof, test
 
 

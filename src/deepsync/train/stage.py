@@ -82,8 +82,8 @@ def train(config: Config, *, progress: bool = True) -> TrainReport:
         oof["calibrated"] = calibrate(oof)
         out = folder / name
         out.mkdir(parents=True, exist_ok=True)
-        _write_csv(oof, out / "oof.csv")
-        _write_csv(test_scores, out / "test.csv")
+        write_csv(oof, out / "oof.csv")
+        write_csv(test_scores, out / "test.csv")
         metrics = oof_metrics(oof)
         (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
         report.metrics[name] = metrics
@@ -148,7 +148,8 @@ def _test_segments(cache: FeatureCache, folds: pd.DataFrame) -> pd.DataFrame:
     return chosen.assign(all_zero=segments.loc[chosen.index, "all_zero"].astype(bool))
 
 
-def _write_csv(frame: pd.DataFrame, path: Path) -> None:
+def write_csv(frame: pd.DataFrame, path: Path) -> None:
+    """A table written to a temporary name, then renamed: never half a file."""
     partial = path.with_name(path.name + ".partial")
     frame.to_csv(partial, index=False)
     partial.replace(path)
