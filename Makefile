@@ -9,7 +9,8 @@ DS     := $(BIN)/deepsync
 # Optional settings, passed through to the CLI when given:
 #   SOURCE=synthetic|kaggle|dir   DATA_DIR=/path   KAGGLE_DATASET=owner/slug
 #   PROFILE=file.toml             SET="section.key=value ..."
-#   BENCH_ARGS="--files 12 --reps 3"
+#   BENCH_ARGS="--files 12 --reps 3" (bench-features), "--steps 20 --variants bf16,bf16-cl"
+#              (bench-train; it uses PROFILE=gpu unless given)
 #   SUBMIT=1 MSG="..." (make submit sends to Kaggle)   KAGGLE=1 (make leaderboard asks Kaggle)
 #   FILE=path.csv (validate, score)   FILES="a.csv b.csv" WEIGHTS=2,1 OUT=path.csv (blend)
 #   PATIENTS="1 2 3" (make kernel: one kernel per patient; kernels use PROFILE=gpu unless given)
@@ -36,7 +37,7 @@ DATA_ARGS   := $(if $(SOURCE),--source $(SOURCE)) $(if $(DATA_DIR),--data-dir $(
 
 .PHONY: help setup data features train leak-check submit validate score blend leaderboard report \
         kernel kernel-local kaggle-dataset kernel-push kernel-status kernel-output \
-        bench-features demo test test-all lint format clean
+        bench-features bench-train demo test test-all lint format clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -102,6 +103,9 @@ kernel-output: setup ## fetch the kernels' outputs, merge the patients, make the
 
 bench-features: setup ## benchmark the feature stage against loadmat and scipy (prints figures)
 	$(BIN)/python -m deepsync.features.bench $(BENCH_ARGS)
+
+bench-train: setup ## CNN training speed: fp32, bf16, channels_last, compile, the loader (GPU)
+	$(BIN)/python -m deepsync.train.bench $(KERNEL_ARGS) $(BENCH_ARGS)
 
 demo: setup ## data to submission on the embedded synthetic set (demo profile, CPU)
 	$(DS) $(DEMO_ARGS) data --source synthetic

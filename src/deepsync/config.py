@@ -121,7 +121,8 @@ class CnnConfig:
     precision: str = "auto"  # auto (bf16 on a GPU, fp32 on CPU) | fp32 | bf16 | fp16
     channels_last: bool = True
     compile: bool = False  # torch.compile (pays on a GPU for long runs)
-    loader_workers: int = 0  # DataLoader processes (0: in the training process)
+    loader_workers: int = 0  # DataLoader processes, kept across epochs (0: in this process)
+    loader_prefetch: int = 2  # batches each loader worker prepares ahead
     fold_processes: int = 0  # folds trained at once, a process each (0: one per GPU if several)
 
 
@@ -238,8 +239,10 @@ class Config:
             raise DeepSyncError(f"train.run={t.run!r} must be a plain folder name")
         if c.fold_processes < 0 or c.loader_workers < 0:
             raise DeepSyncError("cnn.fold_processes and cnn.loader_workers must not be negative")
-        if min(c.epochs, c.batch_size, c.window_frames, b.iterations) < 1:
-            raise DeepSyncError("cnn.epochs, batch_size, window_frames, baseline.iterations >= 1")
+        if min(c.epochs, c.batch_size, c.window_frames, c.loader_prefetch, b.iterations) < 1:
+            raise DeepSyncError(
+                "cnn.epochs, batch_size, window_frames, loader_prefetch, baseline.iterations >= 1"
+            )
         if c.lr <= 0 or c.weight_decay < 0 or c.clip_grad < 0 or c.warmup_epochs < 0:
             raise DeepSyncError("cnn.lr must be positive; weight_decay, clip_grad, warmup >= 0")
         if c.input_height < 0 or c.input_width < 0:

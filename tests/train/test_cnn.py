@@ -111,6 +111,21 @@ def test_an_interrupted_fold_resumes_where_an_uninterrupted_one_ends(fold, tmp_p
     assert len((tmp_path / "cut" / "log.csv").read_text().splitlines()) == 4
 
 
+def test_loader_workers_change_nothing_but_speed(fold, tmp_path):
+    """Every stack's crop and augmentation come from (seed, epoch, item), not from a worker."""
+    stacks, data = fold
+    cfg = dataclasses.replace(FAST, level="window", window_frames=48, balance="sampler")
+    alone = fit_fold(stacks, data, cfg, 4, tmp_path / "alone", progress=False)
+    workers = dataclasses.replace(cfg, loader_workers=2, loader_prefetch=1)
+    helped = fit_fold(stacks, data, workers, 4, tmp_path / "workers", progress=False)
+    assert np.allclose(helped["valid_scores"], alone["valid_scores"], atol=1e-6)
+    logs = [(tmp_path / f / "log.csv").read_text().splitlines() for f in ("alone", "workers")]
+    losses = [[line.split(",")[1] for line in log[1:]] for log in logs]
+    assert losses[0] == losses[1]
+    other = fit_fold(stacks, data, cfg, 5, tmp_path / "other", progress=False)
+    assert not np.allclose(other["valid_scores"], alone["valid_scores"])  # the seed matters
+
+
 def test_early_stopping_ends_a_fold_that_stops_improving(fold, tmp_path, monkeypatch):
     stacks, data = fold
     monkeypatch.setattr(cnn, "auc", lambda *args: 0.5)  # never better than the first epoch
@@ -120,7 +135,7 @@ def test_early_stopping_ends_a_fold_that_stops_improving(fold, tmp_path, monkeyp
 
 
 def test_batchnorm_statistics_are_recomputed_from_the_training_stacks(fold):
-    from deepsync.train.cnn import Runtime, recalibrate_batchnorm
+    from deepsync.train.cnn import Runtime, make_loader, recalibrate_batchnorm
     from deepsync.train.dataset import Normaliser, StackDataset
 
     stacks, data = fold
@@ -130,7 +145,8 @@ def test_batchnorm_statistics_are_recomputed_from_the_training_stacks(fold):
     model = build_model(cfg)
     conv, norm = model.backbone.conv1[0], model.backbone.conv1[1]  # the stem's first pair
     norm.running_mean.add_(100.0)  # stale statistics
-    recalibrate_batchnorm(model, dataset, cfg, Runtime.resolve(cfg), seed=0)
+    rt = Runtime.resolve(cfg)
+    recalibrate_batchnorm(model, make_loader(dataset, cfg, rt), rt)
     with torch.no_grad():
         x = torch.stack([dataset[i][0] for i in range(len(dataset))])
         features = conv(x).transpose(0, 1).flatten(1)  # (channels, everything else)

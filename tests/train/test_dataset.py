@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from deepsync.train.dataset import Normaliser, StackDataset, window_starts
+from deepsync.train.dataset import EpochSampler, Normaliser, StackDataset, window_starts
 
 
 @pytest.fixture
@@ -68,3 +68,35 @@ def test_transform_sees_height_width_channels(stacks):
     x, _ = data[0]
     assert seen == [(20, 30, 16)]
     assert torch.allclose(x, torch.from_numpy(norm(stacks[0])) + 1)
+
+
+def test_epoch_sampler_orders_and_seeds_from_its_epoch_alone():
+    sampler = EpochSampler(10, seed=3)
+    first = list(sampler)
+    assert sorted(i for i, _ in first) == list(range(10)) and len(sampler) == 10
+    assert list(sampler) == first  # the same epoch: the same order and seeds
+    sampler.set_epoch(4)
+    assert list(sampler) != first
+    assert [i for i, _ in EpochSampler(5, shuffle=False)] == [0, 1, 2, 3, 4]
+    assert len(list(EpochSampler(10, limit=4))) == 4 == len(EpochSampler(10, limit=4))
+
+
+def test_balanced_epochs_draw_both_classes_equally_often():
+    labels = np.array([1] + [0] * 99)
+    drawn = [i for e in range(20) for i, _ in _epoch(labels, e)]
+    share = np.mean(labels[drawn])
+    assert 0.4 < share < 0.6  # 1% of the stacks, half of the draws
+
+
+def _epoch(labels, seed):
+    sampler = EpochSampler(len(labels), labels=labels)
+    sampler.set_epoch(seed)
+    return list(sampler)
+
+
+def test_an_items_seed_fixes_its_crop(stacks):
+    norm = Normaliser.fit(stacks, np.arange(12), "channel", 0)
+    train = StackDataset(stacks, np.array([0, 1]), np.array([0, 1]), norm, width=8, train=True)
+    assert torch.equal(train[(0, 7)][0], train[(0, 7)][0])
+    crops = {tuple(train[(0, seed)][0][0, 0, :3].tolist()) for seed in range(10)}
+    assert len(crops) > 1

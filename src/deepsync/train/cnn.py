@@ -23,19 +23,29 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Subset, WeightedRandomSampler
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from deepsync.config import CnnConfig
 from deepsync.errors import DeepSyncError
 from deepsync.train.augment import stack_augmentations
 from deepsync.train.baseline import combine
-from deepsync.train.dataset import Normaliser, StackDataset
+from deepsync.train.dataset import EpochSampler, Normaliser, StackDataset
 from deepsync.train.metrics import auc
 from deepsync.train.model import build_model
 
 PRECISE_BN_STACKS = 512  # training stacks that batch-norm statistics are recomputed on
-LOG_COLUMNS = ["epoch", "train_loss", "valid_auc", "best_auc", "lr", "seconds"]
+POSTFIX_STEPS = 20  # the progress bar's loss is read from the device every this many steps
+LOG_COLUMNS = [
+    "epoch",
+    "train_loss",
+    "valid_auc",
+    "best_auc",
+    "lr",
+    "seconds",
+    "images_per_s",  # training stacks per second of the epoch's training steps
+    "data_wait",  # share of those steps' time spent waiting for the loader
+]
 
 
 @dataclass(frozen=True)
@@ -68,6 +78,11 @@ class Runtime:
             precision = "bf16" if device.type == "cuda" else "fp32"
         dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
         return cls(device, dtype, cfg.channels_last and device.type == "cuda")
+
+    def batch(self, x: torch.Tensor) -> torch.Tensor:
+        """A batch of stacks on the device, in the memory layout the model runs in."""
+        x = x.to(self.device, non_blocking=True)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def autocast(self):
         if self.dtype is None:
@@ -104,32 +119,110 @@ def _input_size(cfg: CnnConfig, bands: int, width: int) -> tuple[int, int] | Non
     return (cfg.input_height or bands, cfg.input_width or width)
 
 
-def _loader(dataset: StackDataset, cfg: CnnConfig, *, train: bool, seed: int) -> DataLoader:
-    generator = torch.Generator().manual_seed(seed)
-    sampler = None
-    if train and cfg.balance == "sampler":  # each class drawn equally often
-        labels = dataset.labels.astype(int)
-        weights = 1.0 / np.bincount(labels, minlength=2)[labels]
-        sampler = WeightedRandomSampler(weights, len(labels), generator=generator)
+def make_loader(
+    dataset: StackDataset,
+    cfg: CnnConfig,
+    rt: Runtime,
+    sampler: EpochSampler | None = None,
+    *,
+    drop_last: bool = False,
+) -> DataLoader:
+    """Batches of ``dataset`` in ``sampler``'s order (else in order).
+
+    With ``cnn.loader_workers`` processes, kept alive across epochs (the sampler's
+    ``set_epoch`` reaches them through the indices), each preparing
+    ``cnn.loader_prefetch`` batches ahead, into pinned memory on a GPU so that the copy
+    to the device overlaps the step before.
+    """
+    workers = cfg.loader_workers
     return DataLoader(
         dataset,
         batch_size=cfg.batch_size,
-        shuffle=train and sampler is None,
         sampler=sampler,
-        drop_last=train and len(dataset) > cfg.batch_size,
-        num_workers=cfg.loader_workers,
-        generator=generator,
-        worker_init_fn=_seed_worker if cfg.loader_workers else None,
-        persistent_workers=False,
+        drop_last=drop_last,
+        num_workers=workers,
+        pin_memory=rt.device.type == "cuda",
+        persistent_workers=workers > 0,
+        prefetch_factor=cfg.loader_prefetch if workers else None,
     )
 
 
-def _seed_worker(worker: int) -> None:
-    info = torch.utils.data.get_worker_info()
-    dataset = getattr(info.dataset, "dataset", info.dataset)  # through a Subset
-    dataset.rng = np.random.default_rng(info.seed % 2**32)
-    if dataset.transform is not None:
-        dataset.transform.set_random_seed(info.seed % 2**32)
+def train_sampler(dataset: StackDataset, cfg: CnnConfig) -> EpochSampler:
+    """Shuffled epochs, or balanced draws with ``cnn.balance=sampler``."""
+    labels = dataset.labels if cfg.balance == "sampler" else None
+    return EpochSampler(len(dataset), labels=labels)
+
+
+class LoaderClock:
+    """Wraps a loader; ``seconds``: time spent waiting for its batches (the step starved)."""
+
+    def __init__(self):
+        self.seconds = 0.0
+
+    def __call__(self, loader):
+        batches = iter(loader)
+        while True:
+            started = time.perf_counter()
+            batch = next(batches, None)
+            self.seconds += time.perf_counter() - started
+            if batch is None:
+                return
+            yield batch
+
+
+@dataclass
+class Optimisation:
+    """What one training step needs: loss, AdamW (fused on a GPU), schedule, scaler."""
+
+    params: list[nn.Parameter]
+    loss_fn: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+    clip_grad: float
+
+    @classmethod
+    def build(
+        cls, model: nn.Module, cfg: CnnConfig, rt: Runtime, steps_per_epoch: int, pos_weight=1.0
+    ) -> Optimisation:
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(
+            params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=rt.device.type == "cuda"
+        )
+        return cls(
+            params,
+            nn.BCEWithLogitsLoss(pos_weight=torch.tensor(float(pos_weight), device=rt.device)),
+            optimizer,
+            torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(cfg, steps_per_epoch)),
+            torch.amp.GradScaler(enabled=rt.dtype == torch.float16),
+            cfg.clip_grad,
+        )
+
+    def step(self, runner: nn.Module, x: torch.Tensor, y: torch.Tensor, rt: Runtime):
+        """One step on batch (x, y), already on the device; the loss, left on the device."""
+        with rt.autocast():
+            loss = self.loss_fn(runner(x).float(), y)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.clip_grad:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.params, self.clip_grad)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        return loss.detach()
+
+    def state_dict(self) -> dict:
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+        }
+
+    def load_state_dict(self, saved: dict) -> None:
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.scheduler.load_state_dict(saved["scheduler"])
+        self.scaler.load_state_dict(saved["scaler"])
 
 
 def _check_input(model: nn.Module, shape: tuple[int, int, int], name: str) -> None:
@@ -147,10 +240,8 @@ def _check_input(model: nn.Module, shape: tuple[int, int, int], name: str) -> No
         ) from None
 
 
-def recalibrate_batchnorm(
-    model: nn.Module, dataset: StackDataset, cfg: CnnConfig, rt: Runtime, seed: int
-) -> None:
-    """Batch-norm statistics recomputed on the training fold with the weights as they are now.
+def recalibrate_batchnorm(model: nn.Module, batches, rt: Runtime) -> None:
+    """Batch-norm statistics recomputed on ``batches`` of training stacks, weights as they are.
 
     The running averages lag the weights by many steps; in short runs that lag can flatten
     (or even invert) the eval-mode output although the training-mode one separates the
@@ -165,39 +256,33 @@ def recalibrate_batchnorm(
     for m in norms:
         m.reset_running_stats()
         m.momentum = None  # cumulative average
-    chosen = np.random.default_rng(seed).permutation(len(dataset))[:PRECISE_BN_STACKS]
     model.train()
     with torch.no_grad():
-        for x, _ in _loader(Subset(dataset, chosen.tolist()), cfg, train=False, seed=0):
-            x = x.to(rt.device, non_blocking=True)
-            if rt.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
+        for x, _ in batches:
             with rt.autocast():
-                model(x)
+                model(rt.batch(x))
     for m, momentum in zip(norms, saved, strict=True):
         m.momentum = momentum
 
 
 def predict(
     model: nn.Module,
-    dataset: StackDataset,
-    cfg: CnnConfig,
+    loader: DataLoader,
     rt: Runtime,
     how: str,
     shifts: tuple[int, ...] = (0,),
 ):
-    """Segment scores (probabilities) for every row of ``dataset``.
+    """Segment scores (probabilities) for every row of the ``loader``'s dataset.
 
     ``shifts``: time shifts (frames, wrapping around, as the training augmentation does)
     whose probabilities are averaged: test-time augmentation; (0,) is none.
     """
+    dataset = loader.dataset
     model.eval()
     scores = []
     with torch.no_grad():
-        for x, _ in _loader(dataset, cfg, train=False, seed=0):
-            x = x.to(rt.device, non_blocking=True)
-            if rt.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
+        for x, _ in loader:
+            x = rt.batch(x)
             total = 0.0
             for shift in shifts:
                 shifted = torch.roll(x, shift, dims=-1) if shift else x
@@ -238,17 +323,8 @@ def predict_saved_fold(
     if rt.channels_last:
         model = model.to(memory_format=torch.channels_last)
     shifts = tta_shifts(width or frames, copies)
-    return [
-        predict(
-            model,
-            StackDataset(stacks, r, np.zeros(len(r)), normaliser, width=width),
-            cfg,
-            rt,
-            cfg.combine,
-            shifts,
-        )
-        for r in rows
-    ]
+    datasets = [StackDataset(stacks, r, np.zeros(len(r)), normaliser, width=width) for r in rows]
+    return [predict(model, make_loader(d, cfg, rt), rt, cfg.combine, shifts) for d in datasets]
 
 
 def fit_fold(
@@ -278,29 +354,36 @@ def fit_fold(
     _check_input(model, (stacks.shape[1], *(size or (bands, width or frames))), cfg.model)
     if rt.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    augment = stack_augmentations(bands, width or frames, seed) if cfg.augment else None
     train_set = StackDataset(
-        stacks, data.train_rows, data.train_labels, normaliser, width=width, train=True
+        stacks,
+        data.train_rows,
+        data.train_labels,
+        normaliser,
+        width=width,
+        train=True,
+        transform=augment,
     )
     valid_set = StackDataset(stacks, data.valid_rows, data.valid_labels, normaliser, width=width)
-    steps = max(1, len(_loader(train_set, cfg, train=True, seed=0)))
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(cfg, steps))
+    order = train_sampler(train_set, cfg)
+    train_loader = make_loader(train_set, cfg, rt, order, drop_last=len(train_set) > cfg.batch_size)
+    bn_order = EpochSampler(len(train_set), limit=PRECISE_BN_STACKS)
+    bn_loader = make_loader(train_set, cfg, rt, bn_order) if cfg.precise_bn else None
+    valid_loader = make_loader(valid_set, cfg, rt)
+    steps = max(1, len(train_loader))
     positives = max(1, int(data.train_labels.sum()))
     negatives = max(1, len(data.train_labels) - positives)
-    pos_weight = torch.tensor(negatives / positives if cfg.balance == "loss" else 1.0)
-    loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight.to(rt.device))
-    scaler = torch.amp.GradScaler(enabled=rt.dtype == torch.float16)
-    runner = torch.compile(model) if cfg.compile else model
+    opt = Optimisation.build(
+        model, cfg, rt, steps, negatives / positives if cfg.balance == "loss" else 1.0
+    )
+    runner = torch.compile(model) if cfg.compile else model  # trains; eval runs eager
 
     state = {"epoch": 0, "best_auc": -math.inf, "best_epoch": 0, "stale": 0}
     last = folder / "last.pt"
     if last.exists():
         saved = torch.load(last, map_location=rt.device, weights_only=False)
         model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        scaler.load_state_dict(saved["scaler"])
+        opt.load_state_dict(saved)
         state = saved["state"]
     log = folder / "log.csv"
     if state["epoch"] == 0:
@@ -321,32 +404,21 @@ def fit_fold(
             started = time.perf_counter()
             seeded = epoch_seed(seed, epoch)
             torch.manual_seed(seeded)
-            train_set.rng = np.random.default_rng(seeded)
-            train_set.transform = (
-                stack_augmentations(bands, width or frames, seeded) if cfg.augment else None
-            )
+            order.set_epoch(seeded)
+            bn_order.set_epoch(seeded)
             runner.train()
-            losses = []
-            for x, y in _loader(train_set, cfg, train=True, seed=seeded):
-                x, y = x.to(rt.device, non_blocking=True), y.to(rt.device, non_blocking=True)
-                if rt.channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                with rt.autocast():
-                    loss = loss_fn(runner(x).float(), y)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                if cfg.clip_grad:
-                    scaler.unscale_(optimizer)
-                    nn.utils.clip_grad_norm_(params, cfg.clip_grad)
-                scaler.step(optimizer)
-                scaler.update()
-                scheduler.step()
-                losses.append(loss.item())
+            clock, loss_sum, images = LoaderClock(), torch.zeros((), device=rt.device), 0
+            for step, (x, y) in enumerate(clock(train_loader), 1):
+                loss_sum += opt.step(runner, rt.batch(x), y.to(rt.device, non_blocking=True), rt)
+                images += len(x)
                 bar.update()
-                bar.set_postfix(loss=f"{losses[-1]:.3f}", best=f"{state['best_auc']:.3f}")
-            if cfg.precise_bn:
-                recalibrate_batchnorm(runner, train_set, cfg, rt, seeded)
-            score = auc(data.valid_labels, predict(runner, valid_set, cfg, rt, cfg.combine))
+                if step % POSTFIX_STEPS == 0:
+                    bar.set_postfix(loss=f"{loss_sum.item() / step:.3f}")
+            train_loss = loss_sum.item() / max(1, len(train_loader))  # waits for the GPU
+            train_seconds = time.perf_counter() - started
+            if bn_loader is not None:
+                recalibrate_batchnorm(model, bn_loader, rt)
+            score = auc(data.valid_labels, predict(model, valid_loader, rt, cfg.combine))
             state["epoch"] = epoch
             if score > state["best_auc"] or state["best_epoch"] == 0:
                 state.update(best_auc=score, best_epoch=epoch, stale=0)
@@ -356,18 +428,10 @@ def fit_fold(
                 )
             else:
                 state["stale"] += 1
-            _save(
-                {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "scaler": scaler.state_dict(),
-                    "state": state,
-                },
-                last,
-            )
-            row = [epoch, np.mean(losses) if losses else math.nan, score, state["best_auc"]]
-            row += [scheduler.get_last_lr()[0], time.perf_counter() - started]
+            _save({"model": model.state_dict(), **opt.state_dict(), "state": state}, last)
+            row = [epoch, train_loss if images else math.nan, score, state["best_auc"]]
+            row += [opt.scheduler.get_last_lr()[0], time.perf_counter() - started]
+            row += [images / train_seconds, clock.seconds / train_seconds]
             with open(log, "a", newline="") as handle:
                 csv.writer(handle).writerow(
                     [f"{v:.6g}" if isinstance(v, float) else v for v in row]
@@ -388,8 +452,8 @@ def fit_fold(
         "best_auc": state["best_auc"],
         "best_epoch": state["best_epoch"],
         "epochs_run": state["epoch"],
-        "valid_scores": predict(model, valid_set, cfg, rt, cfg.combine).tolist(),
-        "test_scores": predict(model, test_set, cfg, rt, cfg.combine).tolist(),
+        "valid_scores": predict(model, valid_loader, rt, cfg.combine).tolist(),
+        "test_scores": predict(model, make_loader(test_set, cfg, rt), rt, cfg.combine).tolist(),
     }
     partial = folder / "result.json.partial"
     partial.write_text(json.dumps(result))

@@ -3,7 +3,9 @@
 `Normaliser` holds per-electrode (or per electrode and band) mean and std of the
 training fold's stacks. `StackDataset` serves one segment's (16, bands, frames) stack,
 or at window level a crop of ``window_frames`` frames: a random crop for training, every
-non-overlapping crop (the last one flush with the end) for prediction.
+non-overlapping crop (the last one flush with the end) for prediction. `EpochSampler`
+orders an epoch and gives each item its own seed, so crops and augmentations follow
+from (seed, epoch) alone, however many loader workers serve them.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler
 
 STATS_SAMPLE = 256  # stacks read to estimate the normalisation: plenty for 16-48 numbers
 
@@ -98,17 +100,65 @@ class StackDataset(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, item: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, index: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Item ``index``, or ``(item, seed)`` (from `EpochSampler`): its own randomness."""
+        item, seed = index if isinstance(index, tuple) else (index, None)
+        rng = self.rng if seed is None else np.random.default_rng(seed)
         i, start = self.items[item]
         stack = np.asarray(self.stacks[self.rows[i]])  # (C, B, T) float16, from the memmap
         if self.width is not None:
             if self.train:
-                start = int(self.rng.integers(0, stack.shape[-1] - self.width + 1))
+                start = int(rng.integers(0, stack.shape[-1] - self.width + 1))
             stack = stack[..., start : start + self.width]
         x = self.normaliser(stack)
         if self.transform is not None:
+            if seed is not None and hasattr(self.transform, "set_random_seed"):
+                self.transform.set_random_seed(int(rng.integers(2**32)))
             x = self.transform(image=np.ascontiguousarray(x.transpose(1, 2, 0)))["image"]
             x = x.transpose(2, 0, 1)
         return torch.from_numpy(np.ascontiguousarray(x)), torch.tensor(
             float(self.labels[i]), dtype=torch.float32
         )
+
+
+class EpochSampler(Sampler):
+    """One epoch's ``(item, seed)`` pairs over ``size`` items, all from ``set_epoch``'s seed.
+
+    Order: a permutation (``shuffle``), draws with replacement that give both classes the
+    same weight (``labels`` given: balanced batches), or 0..size-1; ``limit`` keeps the
+    first items only. The sampler runs in the training process, so a new epoch seed
+    reaches persistent loader workers through the indices, and every item's crop and
+    augmentation are the same whichever worker serves it.
+    """
+
+    def __init__(
+        self,
+        size: int,
+        *,
+        shuffle: bool = True,
+        labels: np.ndarray | None = None,
+        limit: int | None = None,
+        seed: int = 0,
+    ):
+        self.size, self.shuffle, self.seed = size, shuffle, seed
+        self.labels = None if labels is None else np.asarray(labels).astype(int)
+        self.limit = size if limit is None else min(limit, size)
+
+    def set_epoch(self, seed: int) -> None:
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return self.limit
+
+    def __iter__(self):
+        rng = np.random.default_rng(self.seed)
+        if self.labels is not None:
+            weights = 1.0 / np.bincount(self.labels, minlength=2)[self.labels]
+            order = rng.choice(self.size, self.size, p=weights / weights.sum())
+        elif self.shuffle:
+            order = rng.permutation(self.size)
+        else:
+            order = np.arange(self.size)
+        order = order[: self.limit]
+        seeds = rng.integers(0, 2**63 - 1, len(order))
+        return iter(zip(order.tolist(), seeds.tolist(), strict=True))

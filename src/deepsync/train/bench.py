@@ -1,0 +1,463 @@
+"""`make bench-train`: how fast the CNN trains, from the synthetic feature cache.
+
+In one run, with the profile's stacks, model, input size and batch size (`gpu` unless
+told): training images/s, step time and peak GPU memory for fp32 eager, bf16 autocast,
+bf16 + channels_last and bf16 + channels_last + torch.compile, each on batches already
+on the device (the model alone), as ratios to fp32; the loader's samples/s alone, with
+no workers and with the profile's; then the fastest stable variant fed by the real
+loader, with GPU utilisation and the share of step time spent waiting for data; and
+timm's published training figures for the model. Without a GPU the same runs on the
+CPU with fewer steps and no compile (a smoke run: CPU figures only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import os
+import statistics
+import threading
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from deepsync.config import Config, load_config
+from deepsync.errors import DeepSyncError
+from deepsync.train.augment import stack_augmentations
+from deepsync.train.cnn import (
+    LoaderClock,
+    Optimisation,
+    Runtime,
+    _input_size,
+    make_loader,
+    train_sampler,
+)
+from deepsync.train.dataset import Normaliser, StackDataset
+from deepsync.train.model import build_model
+
+# timm's own training benchmark (results/benchmark-train-amp-*-pt112-cu113-rtx3090.csv in
+# huggingface/pytorch-image-models): RTX 3090, AMP, batch 192, 299 x 299, 3 channels.
+TIMM_TRAIN = {
+    "inception_resnet_v2": {"nchw": 261.44, "nhwc": 358.54, "batch": 192, "size": 299},
+}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One way of running the same training step."""
+
+    key: str
+    precision: str  # fp32 | bf16
+    channels_last: bool
+    compile: bool
+
+    @property
+    def name(self) -> str:
+        parts = [
+            "fp32 eager" if self.precision == "fp32" else f"{self.precision} autocast",
+            "channels_last" if self.channels_last else "",
+            "torch.compile" if self.compile else "",
+        ]
+        return " + ".join(p for p in parts if p)
+
+    def runtime(self, device: torch.device) -> Runtime:
+        dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[self.precision]
+        return Runtime(device, dtype, self.channels_last)
+
+
+VARIANTS = {
+    v.key: v
+    for v in (
+        Variant("fp32", "fp32", False, False),
+        Variant("bf16", "bf16", False, False),
+        Variant("bf16-cl", "bf16", True, False),
+        Variant("bf16-cl-compile", "bf16", True, True),
+    )
+}
+
+
+@dataclass
+class Figures:
+    """What one variant measured."""
+
+    variant: Variant
+    images_per_s: float = math.nan
+    step_ms: float = math.nan
+    first_s: float = math.nan  # warm-up steps' wall time (compilation included)
+    peak_mib: float = math.nan  # peak GPU memory allocated
+    loss: float = math.nan  # the last step's loss: finite, or the variant is unstable
+    error: str = ""
+
+    @property
+    def stable(self) -> bool:
+        return not self.error and math.isfinite(self.loss)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m deepsync.train.bench",
+        description=__doc__.splitlines()[0],
+        epilog="Settings as for deepsync: --profile (default gpu) then --set section.key=value.",
+    )
+    parser.add_argument("--profile", default="gpu", help="TOML profile (default gpu)")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    parser.add_argument("--steps", type=int, help="timed steps per variant (GPU 50, CPU 2)")
+    parser.add_argument("--warmup", type=int, help="untimed steps first (GPU 10, CPU 1)")
+    parser.add_argument("--batch-size", type=int, help="default: cnn.batch_size (CPU: at most 8)")
+    parser.add_argument(
+        "--variants",
+        help=f"comma-separated, of {', '.join(VARIANTS)} (default: all; CPU: no compile)",
+    )
+    parser.add_argument(
+        "--workers",
+        help="loader workers to measure, comma-separated (default: 0 and the profile's)",
+    )
+    parser.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(Path(args.profile), args.set)
+        run_bench(
+            config,
+            device=args.device,
+            steps=args.steps,
+            warmup=args.warmup,
+            batch_size=args.batch_size,
+            variants=args.variants.split(",") if args.variants else None,
+            workers=[int(w) for w in args.workers.split(",")] if args.workers else None,
+        )
+    except DeepSyncError as error:
+        print(f"bench-train: {error}")
+        return 2
+    except ValueError as error:
+        print(f"bench-train: {error}; --workers takes numbers, e.g. 0,4")
+        return 2
+    return 0
+
+
+def run_bench(
+    config: Config,
+    *,
+    device: str = "auto",
+    steps: int | None = None,
+    warmup: int | None = None,
+    batch_size: int | None = None,
+    variants: list[str] | None = None,
+    workers: list[int] | None = None,
+) -> list[Figures]:
+    """Measure and print; the model-alone figures of every variant, in order."""
+    choice, device = device, _device(device)
+    gpu = device.type == "cuda"
+    unknown = [k for k in variants or [] if k not in VARIANTS]
+    if unknown:
+        raise DeepSyncError(f"unknown variant {unknown[0]!r}; choose from {', '.join(VARIANTS)}")
+    keys = variants or [k for k in VARIANTS if gpu or not VARIANTS[k].compile]
+    steps = steps if steps is not None else (50 if gpu else 2)
+    warmup = warmup if warmup is not None else (10 if gpu else 1)
+    cfg = config.cnn
+    batch_size = (
+        batch_size
+        if batch_size is not None
+        else (cfg.batch_size if gpu else min(8, cfg.batch_size))
+    )
+    if min(steps, batch_size) < 1 or warmup < 0 or min(workers or [0]) < 0:
+        raise DeepSyncError("--steps and --batch-size must be >= 1, --warmup and --workers >= 0")
+    cfg = dataclasses.replace(cfg, batch_size=batch_size)
+    workers = workers if workers is not None else sorted({0, cfg.loader_workers})
+    if not gpu and choice == "auto":
+        print("bench-train: no CUDA GPU here: a CPU smoke run (CPU figures, no compile)")
+    train_set = bench_dataset(config)
+    size = _input_size(cfg, *train_set.stacks.shape[2:]) or train_set.stacks.shape[2:]
+    print(
+        f"bench-train: {cfg.model}, {len(train_set)} training stacks of "
+        f"{'x'.join(map(str, train_set.stacks.shape[1:]))} resized to {size[0]}x{size[1]}, "
+        f"batch {cfg.batch_size}, {warmup} warm-up + {steps} timed steps, on "
+        f"{_device_name(device)}, torch {torch.__version__}, {os.cpu_count()} cores"
+    )
+    batches = _device_batches(train_set, cfg, device, count=min(8, warmup + steps))
+    figures = []
+    for key in keys:
+        figures.append(measure_model(VARIANTS[key], cfg, size, batches, warmup, steps, device))
+        _say(figures[-1], figures[0])
+    print("loader alone (augmented stacks, the real DataLoader, no model):")
+    for count in workers:
+        rate, first = measure_loader(
+            train_set,
+            dataclasses.replace(cfg, loader_workers=count),
+            device,
+            batches=max(20, steps),
+        )
+        print(f"  {count} workers: {rate:8.1f} samples/s (first batch after {first:.2f} s)")
+    best = max((f for f in figures if f.stable), key=lambda f: f.images_per_s, default=None)
+    if best is None:
+        raise DeepSyncError("no variant trained stably; see the lines above")
+    fed = measure_pipeline(best.variant, cfg, size, train_set, warmup, steps, device)
+    print(
+        f"with the loader ({cfg.loader_workers} workers, prefetch {cfg.loader_prefetch}): "
+        f"{best.variant.name}: {fed['images_per_s']:.1f} images/s "
+        f"({fed['images_per_s'] / best.images_per_s:.2f}x of the model alone), waiting for "
+        f"data {100 * fed['data_wait']:.0f}% of the time, GPU utilisation "
+        + (f"{fed['utilisation']:.0f}%" if fed["utilisation"] is not None else "not readable")
+    )
+    _compare_with_timm(cfg.model, figures, cfg.batch_size, size)
+    print(
+        f"fastest stable: {best.variant.name} (cnn.precision={best.variant.precision}, "
+        f"cnn.channels_last={str(best.variant.channels_last).lower()}, "
+        f"cnn.compile={str(best.variant.compile).lower()})"
+    )
+    return figures
+
+
+def _device(choice: str) -> torch.device:
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise DeepSyncError("--device cuda but no CUDA GPU is visible; use --device auto")
+    return torch.device("cuda" if choice != "cpu" and torch.cuda.is_available() else "cpu")
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return "the CPU"
+
+
+def bench_dataset(config: Config) -> StackDataset:
+    """Every training stack of the configured feature cache, augmented as in training.
+
+    Builds the data set and the cache first when they are missing (`make data features`
+    with the same settings).
+    """
+    from deepsync.features.cache import FeatureCache, cache_folder
+
+    folder = cache_folder(config.features)
+    if not (folder / "segments.csv").exists():
+        from deepsync.data.stage import prepare
+        from deepsync.features.stage import build_features
+
+        print(f"bench-train: no feature cache at {folder}: building it (make data features)")
+        prepare(config, workers=os.cpu_count() or 1)
+        build_features(config, workers=os.cpu_count() or 1)
+    cache = FeatureCache.open(folder)
+    segments = cache.segments
+    train = segments[(segments["split"] == "train") & (segments["status"] == "ok")]
+    if train.empty:
+        raise DeepSyncError(f"no training stacks in {folder}; run `make data features`")
+    rows, labels = train["row"].to_numpy(), train["label"].to_numpy()
+    cfg = config.cnn
+    normaliser = Normaliser.fit(cache.stacks, rows, cfg.normalise, 0)
+    width = cfg.window_frames if cfg.level == "window" else None
+    bands, frames = cache.stacks.shape[2:]
+    augment = stack_augmentations(bands, width or frames, 0) if cfg.augment else None
+    return StackDataset(
+        cache.stacks, rows, labels, normaliser, width=width, train=True, transform=augment
+    )
+
+
+def _device_batches(train_set, cfg, device, count):
+    """``count`` real training batches, staged on the device once."""
+    loader = make_loader(
+        train_set,
+        dataclasses.replace(cfg, loader_workers=0),
+        Runtime(device, None, False),
+        train_sampler(train_set, cfg),
+        drop_last=True,
+    )
+    batches = []
+    while len(batches) < count:
+        for x, y in loader:
+            batches.append((x.to(device), y.to(device)))
+            if len(batches) == count:
+                break
+        else:
+            if not batches:
+                raise DeepSyncError(
+                    f"fewer training stacks ({len(train_set)}) than one batch "
+                    f"({cfg.batch_size}); lower cnn.batch_size"
+                )
+    return batches
+
+
+def _fresh_model(variant, cfg, size, device):
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # random init is what a speed test wants
+        model = build_model(
+            dataclasses.replace(cfg, pretrained_file=None, pretrained_hub=False), size
+        ).to(device)
+    if variant.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure_model(variant, cfg, size, batches, warmup, steps, device) -> Figures:
+    """``variant``'s training steps on batches already on the device: the model alone."""
+    figures = Figures(variant)
+    rt = variant.runtime(device)
+    try:
+        model = _fresh_model(variant, cfg, size, device)
+        opt = Optimisation.build(model, cfg, rt, warmup + steps)
+        runner = torch.compile(model) if variant.compile else model
+        runner.train()
+        staged = [(rt.batch(x), y) for x, y in batches]
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(device)
+        started = time.perf_counter()
+        for i in range(warmup):
+            loss = opt.step(runner, *staged[i % len(staged)], rt)
+        _sync(device)
+        figures.first_s = time.perf_counter() - started
+        started = time.perf_counter()
+        for i in range(steps):
+            loss = opt.step(runner, *staged[i % len(staged)], rt)
+        _sync(device)
+        elapsed = time.perf_counter() - started
+        figures.loss = float(loss)
+        figures.images_per_s = steps * len(staged[0][0]) / elapsed
+        figures.step_ms = 1000 * elapsed / steps
+        if device.type == "cuda":
+            figures.peak_mib = torch.cuda.max_memory_allocated(device) / 2**20
+    except Exception as error:  # a variant that fails is a figure too (e.g. no compiler)
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        figures.error = f"{type(error).__name__}: {first}"[:200]
+    finally:
+        model = opt = runner = staged = None
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    return figures
+
+
+def _say(f: Figures, reference: Figures) -> None:
+    if f.error:
+        print(f"  {f.variant.name:<40} failed: {f.error}")
+        return
+    ratio = f.images_per_s / reference.images_per_s if reference.stable else math.nan
+    memory = f"{f.peak_mib:7.0f} MiB" if math.isfinite(f.peak_mib) else "    n/a"
+    print(
+        f"  {f.variant.name:<40} {f.images_per_s:8.1f} images/s {ratio:5.2f}x  "
+        f"{f.step_ms:8.1f} ms/step  peak {memory}  warm-up {f.first_s:6.1f} s  "
+        f"loss {f.loss:.3f}" + ("" if f.stable else "  UNSTABLE")
+    )
+
+
+def measure_loader(train_set, cfg, device, batches) -> tuple[float, float]:
+    """Samples/s of the real loader alone (after its first batch), and that first wait."""
+    rt = Runtime(device, None, False)
+    order = train_sampler(train_set, cfg)
+    loader = make_loader(train_set, cfg, rt, order, drop_last=True)
+    started = time.perf_counter()
+    seen, first, epoch = 0, None, 0
+    while seen < batches * cfg.batch_size:
+        order.set_epoch(epoch)
+        for x, _ in loader:
+            x.to(device, non_blocking=True)
+            if first is None:
+                first = time.perf_counter() - started
+                started, seen = time.perf_counter(), 0
+                continue
+            seen += len(x)
+            if seen >= batches * cfg.batch_size:
+                break
+        epoch += 1
+    _sync(device)
+    rate = seen / (time.perf_counter() - started)
+    del loader  # persistent workers end with it
+    return rate, first
+
+
+class Utilisation(threading.Thread):
+    """GPU utilisation (NVML's %) sampled every 0.1 s while it runs; None where unreadable."""
+
+    def __init__(self, device: torch.device):
+        super().__init__(daemon=True)
+        self.device, self.samples, self.done = device, [], threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(0.1):
+            try:
+                self.samples.append(torch.cuda.utilization(self.device))
+            except Exception:  # no pynvml, or no GPU: nothing to read
+                return
+
+    def mean(self) -> float | None:
+        self.done.set()
+        self.join()
+        return statistics.mean(self.samples) if self.samples else None
+
+
+def measure_pipeline(variant, cfg, size, train_set, warmup, steps, device) -> dict:
+    """``variant`` fed by the real loader, as `make train` runs it."""
+    rt = variant.runtime(device)
+    model = _fresh_model(variant, cfg, size, device)
+    opt = Optimisation.build(model, cfg, rt, warmup + steps)
+    runner = torch.compile(model) if variant.compile else model
+    runner.train()
+    order = train_sampler(train_set, cfg)
+    feed = _epochs(make_loader(train_set, cfg, rt, order, drop_last=True), order)
+    for _ in range(warmup):
+        x, y = next(feed)
+        opt.step(runner, rt.batch(x), y.to(device, non_blocking=True), rt)
+    _sync(device)
+    clock = LoaderClock()
+    timed = clock(_take(feed, steps))
+    sampler = Utilisation(device) if device.type == "cuda" else None
+    if sampler:
+        sampler.start()
+    started = time.perf_counter()
+    images = 0
+    for x, y in timed:
+        opt.step(runner, rt.batch(x), y.to(device, non_blocking=True), rt)
+        images += len(x)
+    _sync(device)
+    elapsed = time.perf_counter() - started
+    utilisation = sampler.mean() if sampler else None
+    feed.close()  # persistent workers end with the loader
+    return {
+        "images_per_s": images / elapsed,
+        "data_wait": clock.seconds / elapsed,
+        "utilisation": utilisation,
+    }
+
+
+def _epochs(loader, order):
+    """The loader's batches, epoch after epoch, each epoch seeded anew."""
+    epoch = 0
+    while True:
+        order.set_epoch(epoch)
+        yield from loader
+        epoch += 1
+
+
+def _take(iterator, count):
+    for _ in range(count):
+        yield next(iterator)
+
+
+def _compare_with_timm(model: str, figures: list[Figures], batch: int, size) -> None:
+    published = TIMM_TRAIN.get(model.split(".")[0])
+    if published is None:
+        print(f"timm publishes no training figure for {model} in this table")
+        return
+    ours = {f.variant.key: f for f in figures if f.stable}
+    print(
+        f"timm's published training speed for {model} (RTX 3090, AMP, batch "
+        f"{published['batch']}, {published['size']}x{published['size']}): "
+        f"{published['nchw']} images/s NCHW, {published['nhwc']} NHWC"
+    )
+    for key, layout in (("bf16", "nchw"), ("bf16-cl", "nhwc")):
+        if key in ours:
+            print(
+                f"  ours, {ours[key].variant.name}, batch {batch}, {size[0]}x{size[1]}: "
+                f"{ours[key].images_per_s / published[layout]:.2f}x timm's {layout.upper()}"
+            )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,81 @@
+"""`make bench-train` on the CPU: every variant measured, failures and NaNs kept out of the pick."""
+
+import math
+
+import pytest
+import torch
+
+from deepsync.train import bench
+from deepsync.train.bench import VARIANTS, bench_dataset, run_bench
+from tests.conftest import tiny_config
+
+SMALL = ["cnn.model=test_resnet", "cnn.loader_workers=1", "cnn.loader_prefetch=1"]
+
+
+@pytest.fixture
+def config(tiny_cache, tiny_set):
+    base, _ = tiny_cache
+    return tiny_config(tiny_set, base, *SMALL)
+
+
+def test_every_variant_the_loader_and_the_fed_model_are_measured(config, capsys):
+    figures = run_bench(
+        config, steps=2, warmup=1, batch_size=4, variants=["fp32", "bf16", "bf16-cl"]
+    )
+    out = capsys.readouterr().out
+    assert [f.variant.key for f in figures] == ["fp32", "bf16", "bf16-cl"]
+    assert all(f.stable and f.images_per_s > 0 and f.step_ms > 0 for f in figures)
+    assert all(math.isnan(f.peak_mib) for f in figures)  # no GPU memory on a CPU
+    for variant in figures:
+        assert variant.variant.name in out
+    assert "fp32 eager" in out and " 1.00x " in out
+    assert "0 workers:" in out and "1 workers:" in out and "samples/s" in out
+    assert "with the loader (1 workers, prefetch 1)" in out and "waiting for data" in out
+    assert "timm publishes no training figure for test_resnet" in out
+    best = max(figures, key=lambda f: f.images_per_s)
+    assert f"fastest stable: {best.variant.name} " in out
+
+
+def test_a_failing_variant_is_reported_and_the_rest_still_run(config, capsys, monkeypatch):
+    def no_compiler(*args, **kwargs):
+        raise RuntimeError("no working C++ compiler\nsecond line")
+
+    monkeypatch.setattr(torch, "compile", no_compiler)
+    figures = run_bench(
+        config, steps=1, warmup=0, batch_size=4, variants=["fp32", "bf16-cl-compile"]
+    )
+    out = capsys.readouterr().out
+    assert not figures[1].stable and figures[0].stable
+    assert "failed: RuntimeError: no working C++ compiler" in out and "second line" not in out
+    assert "fastest stable: fp32 eager " in out
+
+
+def test_a_variant_whose_loss_is_not_finite_is_never_picked(config, capsys, monkeypatch):
+    real_step = bench.Optimisation.step
+
+    def nan_in_bf16(self, runner, x, y, rt):
+        loss = real_step(self, runner, x, y, rt)
+        return loss * math.nan if rt.dtype == torch.bfloat16 else loss
+
+    monkeypatch.setattr(bench.Optimisation, "step", nan_in_bf16)
+    figures = run_bench(config, steps=1, warmup=0, batch_size=4, variants=["bf16", "fp32"])
+    out = capsys.readouterr().out
+    assert not figures[0].stable and "UNSTABLE" in out
+    assert "fastest stable: fp32 eager " in out
+
+
+def test_the_bench_builds_a_missing_cache_first(tiny_set, tmp_path, capsys):
+    config = tiny_config(tiny_set, tmp_path, *SMALL)
+    dataset = bench_dataset(config)
+    assert "building it (make data features)" in capsys.readouterr().out
+    assert (tmp_path / "cache").is_dir() and len(dataset) > 0
+    assert set(dataset.labels.tolist()) == {0, 1}
+
+
+def test_bad_arguments_are_one_line_errors(capsys):
+    assert bench.main(["--variants", "fp32,fp64"]) == 2
+    out = capsys.readouterr().out.strip()
+    assert out.startswith("bench-train: unknown variant 'fp64'") and "\n" not in out
+    assert all(key in out for key in VARIANTS)
+    assert bench.main(["--workers", "two"]) == 2
+    assert "--workers takes numbers" in capsys.readouterr().out
