@@ -118,7 +118,7 @@ class CnnConfig:
     precise_bn: bool = True  # recompute batch-norm statistics on the training fold before eval
     balance: str = "loss"  # loss (positive class weight) | sampler (balanced batches)
     device: str = "auto"  # auto | cpu | cuda
-    precision: str = "auto"  # auto (bf16 on a GPU, fp32 on CPU) | fp32 | bf16 | fp16
+    precision: str = "auto"  # auto (bf16 on A100/L4/H100, fp16 on T4/V100, fp32 on CPU) | ...
     channels_last: bool = True
     compile: bool = False  # torch.compile (pays on a GPU for long runs)
     loader_workers: int = 0  # DataLoader processes, kept across epochs (0: in this process)

@@ -1,66 +1,109 @@
-"""Every augmentation on (H, W, 16) float32 log-power stacks: shape, values, seeding."""
+"""Augmentations of (N, 16, bands, frames) normalised stacks: exact ops, limits, seeding."""
 
-import albumentations as A
 import numpy as np
 import pytest
+import torch
 
-from deepsync.train.augment import ElectrodeGain, stack_augmentations
+from deepsync.train.augment import (
+    BAND_MASKS,
+    GAINS,
+    PARAMS,
+    SHIFT,
+    TIME_MASKS,
+    AugmentLimits,
+    apply,
+    draw,
+)
 
-H, W, C = 80, 144, 16
+N, C, H, W = 3, 16, 80, 144
+LIMITS = AugmentLimits.for_stack(H, W)
 
 
 @pytest.fixture
-def stack():
+def stacks():
     rng = np.random.default_rng(0)
-    return rng.normal(-2.0, 1.5, (H, W, C)).astype(np.float32)  # normalised: negatives too
+    return torch.from_numpy(rng.normal(-2.0, 1.5, (N, C, H, W)).astype(np.float32))
 
 
-def only(name, seed=1):
-    """One transform of the training pipeline, forced on."""
-    transform = next(
-        t for t in stack_augmentations(H, W, seed).transforms if type(t).__name__ == name
+def only(**values) -> torch.Tensor:
+    """(N, PARAMS) parameters with just the given entries set, the same for every stack."""
+    params = torch.zeros(N, PARAMS)
+    for index, value in values.items():
+        params[:, int(index.lstrip("p"))] = value
+    return params
+
+
+def test_no_augmentation_is_the_identity(stacks):
+    assert torch.equal(apply(stacks, torch.zeros(N, PARAMS)), stacks)
+
+
+def test_the_shift_is_an_exact_wrap_around_roll(stacks):
+    for shift in (5, -7, W // 8):
+        out = apply(stacks, only(**{f"p{SHIFT}": shift}))
+        assert torch.equal(out, torch.roll(stacks, shift, dims=-1))
+    assert torch.equal(
+        torch.from_numpy(np.roll(stacks.numpy(), 5, axis=-1)),
+        apply(stacks, only(**{f"p{SHIFT}": 5})),
+    )  # np.roll's direction
+
+
+def test_masks_fill_whole_frames_and_bands_with_the_mean(stacks):
+    params = only(
+        **{
+            f"p{TIME_MASKS}": 10,
+            f"p{TIME_MASKS + 1}": 4,
+            f"p{BAND_MASKS}": 70,
+            f"p{BAND_MASKS + 1}": 10,
+        }
     )
-    transform.p = 1.0
-    return A.Compose([transform], seed=seed)
+    out = apply(stacks, params)
+    assert torch.all(out[..., 10:14] == 0) and torch.all(out[..., 70:80, :] == 0)
+    keep = torch.ones(H, W, dtype=torch.bool)
+    keep[:, 10:14] = keep[70:80, :] = False
+    assert torch.equal(out[..., keep], stacks[..., keep])
 
 
-@pytest.mark.parametrize("name", ["TimeShift", "XYMasking", "ElectrodeGain"])
-def test_each_transform_keeps_shape_dtype_and_range(stack, name):
-    out = only(name)(image=stack.copy())["image"]
-    assert out.shape == (H, W, C) and out.dtype == np.float32
-    assert np.isfinite(out).all()
-    assert out.min() < -3.0 and out.max() > 2.0  # nothing clipped to [0, 1]
-    assert not np.array_equal(out, stack)
+def test_gain_adds_one_offset_per_electrode(stacks):
+    gains = torch.linspace(-0.2, 0.2, C)
+    params = torch.zeros(N, PARAMS)
+    params[:, GAINS:] = gains
+    offsets = apply(stacks, params) - stacks
+    assert torch.allclose(offsets, gains[None, :, None, None].expand_as(offsets), atol=1e-6)
 
 
-def test_time_shift_is_an_exact_wrap_around_roll(stack):
-    out = only("TimeShift", seed=5)(image=stack.copy())["image"]
-    shifts = [
-        s for s in range(-W // 8, W // 8 + 1) if np.array_equal(np.roll(stack, s, axis=1), out)
-    ]
-    assert len(shifts) == 1 and shifts[0] != 0
+def test_each_stack_in_a_batch_gets_its_own_augmentation(stacks):
+    params = torch.zeros(N, PARAMS)
+    params[1, SHIFT] = 3
+    params[2, GAINS:] = 0.1
+    out = apply(stacks, params)
+    assert torch.equal(out[0], stacks[0])
+    assert torch.equal(out[1], torch.roll(stacks[1], 3, dims=-1))
+    assert torch.allclose(out[2], stacks[2] + 0.1)
 
 
-def test_masks_fill_whole_bands_or_frames_with_the_mean(stack):
-    out = only("XYMasking", seed=2)(image=stack.copy())["image"]
-    changed = out != stack
-    assert changed.any()
-    assert np.all(out[changed] == 0.0)
-    rows, cols = changed.all(axis=(1, 2)), changed.all(axis=(0, 2))
-    stripes = np.broadcast_to(rows[:, None, None] | cols[None, :, None], changed.shape)
-    assert rows.any() and cols.any() and np.array_equal(changed, stripes)  # full stripes
+def test_draws_stay_within_their_limits_and_are_seeded():
+    rng = np.random.default_rng(1)
+    drawn = np.stack([draw(rng, H, W, LIMITS) for _ in range(2000)])
+    assert drawn.shape == (2000, PARAMS) and drawn.dtype == np.float32
+    assert np.abs(drawn[:, SHIFT]).max() <= LIMITS.shift
+    for share in ((drawn[:, SHIFT] != 0).mean(), (drawn[:, GAINS:] != 0).any(1).mean()):
+        assert 0.4 < share < 0.6  # each augmentation on about half of the stacks
+    for first, size, longest in (
+        (TIME_MASKS, W, LIMITS.time_mask),
+        (BAND_MASKS, H, LIMITS.band_mask),
+    ):
+        starts, lengths = drawn[:, first : first + 4 : 2], drawn[:, first + 1 : first + 4 : 2]
+        assert lengths.max() == longest and np.all(starts + lengths <= size)
+        masked = (lengths > 0).sum(1)
+        assert set(np.unique(masked)) == {0, 1, 2}  # none, one or two masks
+    assert np.abs(drawn[:, GAINS:]).max() <= LIMITS.gain
+    again = [draw(np.random.default_rng(1), H, W, LIMITS) for _ in range(2)]
+    assert np.array_equal(again[0], again[1]) and np.array_equal(again[0], drawn[0])
 
 
-def test_gain_is_one_offset_per_electrode_within_the_limit(stack):
-    out = A.Compose([ElectrodeGain(limit=0.2, p=1.0)], seed=3)(image=stack.copy())["image"]
-    offsets = (out - stack).reshape(-1, C)
-    assert np.allclose(offsets, offsets[0], atol=1e-5)
-    assert np.all(np.abs(offsets[0]) <= 0.2) and np.ptp(offsets[0]) > 0
-
-
-def test_seeded_pipelines_repeat_and_seeds_differ(stack):
-    a = stack_augmentations(H, W, 7)(image=stack.copy())["image"]
-    b = stack_augmentations(H, W, 7)(image=stack.copy())["image"]
-    assert np.array_equal(a, b)
-    outs = [stack_augmentations(H, W, s)(image=stack.copy())["image"] for s in range(8, 14)]
-    assert any(not np.array_equal(a, o) for o in outs)
+def test_augmented_values_stay_finite_and_unclipped(stacks):
+    rng = np.random.default_rng(2)
+    params = torch.from_numpy(np.stack([draw(rng, H, W, LIMITS) for _ in range(N)]))
+    out = apply(stacks, params)
+    assert out.shape == stacks.shape and out.dtype == torch.float32
+    assert torch.isfinite(out).all() and out.min() < -3.0 and out.max() > 2.0

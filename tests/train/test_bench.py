@@ -66,7 +66,7 @@ def test_a_variant_whose_loss_is_not_finite_is_never_picked(config, capsys, monk
 
 def test_the_bench_builds_a_missing_cache_first(tiny_set, tmp_path, capsys):
     config = tiny_config(tiny_set, tmp_path, *SMALL)
-    dataset = bench_dataset(config)
+    dataset, _ = bench_dataset(config)
     assert "building it (make data features)" in capsys.readouterr().out
     assert (tmp_path / "cache").is_dir() and len(dataset) > 0
     assert set(dataset.labels.tolist()) == {0, 1}

@@ -135,20 +135,20 @@ def test_early_stopping_ends_a_fold_that_stops_improving(fold, tmp_path, monkeyp
 
 
 def test_batchnorm_statistics_are_recomputed_from_the_training_stacks(fold):
-    from deepsync.train.cnn import Runtime, make_loader, recalibrate_batchnorm
+    from deepsync.train.cnn import ModelInput, Runtime, make_loader, recalibrate_batchnorm
     from deepsync.train.dataset import Normaliser, StackDataset
 
     stacks, data = fold
-    normaliser = Normaliser.fit(stacks, data.train_rows, "channel", 0)
-    dataset = StackDataset(stacks, data.train_rows, data.train_labels, normaliser, train=True)
+    dataset = StackDataset(stacks, data.train_rows, data.train_labels, train=True)
     cfg = dataclasses.replace(FAST, batch_size=len(dataset))  # one batch: exact statistics
+    rt = Runtime.resolve(cfg)
+    inputs = ModelInput(rt, Normaliser.fit(stacks, data.train_rows, "channel", 0))
     model = build_model(cfg)
     conv, norm = model.backbone.conv1[0], model.backbone.conv1[1]  # the stem's first pair
     norm.running_mean.add_(100.0)  # stale statistics
-    rt = Runtime.resolve(cfg)
-    recalibrate_batchnorm(model, make_loader(dataset, cfg, rt), rt)
+    recalibrate_batchnorm(model, make_loader(dataset, cfg, rt), inputs)
     with torch.no_grad():
-        x = torch.stack([dataset[i][0] for i in range(len(dataset))])
+        x = inputs(torch.from_numpy(np.asarray(stacks[data.train_rows])))
         features = conv(x).transpose(0, 1).flatten(1)  # (channels, everything else)
     assert torch.allclose(norm.running_mean, features.mean(1), atol=1e-4)
     assert torch.allclose(norm.running_var, features.var(1), rtol=1e-3)

@@ -1,4 +1,4 @@
-"""From the memory-mapped cache to tensors: normalisation, crops, window items."""
+"""From the memory-mapped cache to batches: normalisation, crops, window items, epochs."""
 
 import numpy as np
 import pytest
@@ -21,7 +21,7 @@ def stacks(tmp_path):
 def test_normaliser_uses_training_rows_only(stacks, kind):
     train = np.array([0, 2, 4, 6, 8])
     norm = Normaliser.fit(stacks, train, kind, seed=0)
-    out = np.stack([norm(stacks[r]) for r in train])  # (n, C, B, T)
+    out = norm(torch.from_numpy(np.asarray(stacks[train]))).numpy()  # (n, C, B, T)
     axes = (0, 2, 3) if kind == "channel" else (0, 3)
     assert np.allclose(out.mean(axis=axes), 0, atol=1e-3)
     assert np.allclose(out.std(axis=axes), 1, atol=1e-3)
@@ -37,37 +37,35 @@ def test_window_starts_cover_every_frame_without_overlap_but_the_last():
     assert window_starts(8, 10).tolist() == [0]
 
 
-def test_segment_items_are_whole_normalised_stacks(stacks):
-    norm = Normaliser.fit(stacks, np.arange(12), "channel", 0)
-    data = StackDataset(stacks, np.array([3, 5]), np.array([0, 1]), norm)
-    x, y = data[1]
-    assert x.dtype == torch.float32 and x.shape == (16, 20, 30) and y.item() == 1.0
-    assert torch.allclose(x, torch.from_numpy(norm(stacks[5])))
+def test_segment_items_are_whole_stacks_as_cached(stacks):
+    data = StackDataset(stacks, np.array([3, 5]), np.array([0, 1]))
+    x, y, params = data[1]
+    assert x.dtype == torch.float16 and x.shape == (16, 20, 30) and y.item() == 1.0
+    assert np.array_equal(x.numpy(), stacks[5]) and not params.any()  # no augmentation
+    batch, labels, _ = data.__getitems__([1, 0, 1])  # the loader's one gather per batch
+    assert np.array_equal(batch.numpy(), stacks[[5, 3, 5]]) and labels.tolist() == [1, 0, 1]
 
 
 def test_window_level_training_crops_at_random_and_prediction_covers_all(stacks):
-    norm = Normaliser.fit(stacks, np.arange(12), "channel", 0)
-    train = StackDataset(stacks, np.array([0, 1]), np.array([0, 1]), norm, width=8, train=True)
+    train = StackDataset(stacks, np.array([0, 1]), np.array([0, 1]), width=8, train=True)
     assert len(train) == 2
     crops = {tuple(train[0][0][0, 0, :3].tolist()) for _ in range(10)}
     assert len(crops) > 1 and train[0][0].shape == (16, 20, 8)
-    scoring = StackDataset(stacks, np.array([0, 1]), np.array([0, 1]), norm, width=8)
+    scoring = StackDataset(stacks, np.array([0, 1]), np.array([0, 1]), width=8)
     assert len(scoring) == 2 * 4 and scoring.owner.tolist() == [0] * 4 + [1] * 4
-    assert torch.allclose(scoring[3][0], torch.from_numpy(norm(stacks[0])[..., 22:30]))
+    assert np.array_equal(scoring[3][0].numpy(), stacks[0][..., 22:30])
 
 
-def test_transform_sees_height_width_channels(stacks):
-    seen = []
+def test_training_items_carry_their_augmentation(stacks):
+    from deepsync.train.augment import PARAMS, AugmentLimits
 
-    def transform(image):
-        seen.append(image.shape)
-        return {"image": image + 1}
-
-    norm = Normaliser.fit(stacks, np.arange(12), "channel", 0)
-    data = StackDataset(stacks, np.array([0]), np.array([0]), norm, transform=transform)
-    x, _ = data[0]
-    assert seen == [(20, 30, 16)]
-    assert torch.allclose(x, torch.from_numpy(norm(stacks[0])) + 1)
+    limits = AugmentLimits.for_stack(20, 30)
+    train = StackDataset(stacks, np.arange(12), np.zeros(12), train=True, augment=limits)
+    params = torch.stack([train[(i, i)][2] for i in range(12)])
+    assert params.shape == (12, PARAMS) and params.any(1).sum() > 6  # most stacks augmented
+    assert torch.equal(train[(3, 3)][2], params[3])  # the item's seed fixes it
+    held = StackDataset(stacks, np.arange(12), np.zeros(12), augment=limits)
+    assert not held[(3, 3)][2].any()  # never for prediction
 
 
 def test_epoch_sampler_orders_and_seeds_from_its_epoch_alone():
@@ -95,8 +93,7 @@ def _epoch(labels, seed):
 
 
 def test_an_items_seed_fixes_its_crop(stacks):
-    norm = Normaliser.fit(stacks, np.arange(12), "channel", 0)
-    train = StackDataset(stacks, np.array([0, 1]), np.array([0, 1]), norm, width=8, train=True)
+    train = StackDataset(stacks, np.array([0, 1]), np.array([0, 1]), width=8, train=True)
     assert torch.equal(train[(0, 7)][0], train[(0, 7)][0])
     crops = {tuple(train[(0, seed)][0][0, 0, :3].tolist()) for seed in range(10)}
     assert len(crops) > 1

@@ -1,76 +1,90 @@
-"""Augmentations that make sense for normalised 16-electrode log-spectrogram stacks.
+"""Augmentations of normalised 16-electrode log-spectrogram stacks: drawn per stack, run per batch.
 
-Stacks reach the transforms as float32 (bands, frames, electrodes) = (H, W, 16) arrays,
-already normalised (0 is the training mean). Kept: SpecAugment-style time and frequency
-masks (filled with 0, the mean), a time shift that wraps around (a 10-minute segment
-has no privileged start), and a small per-electrode gain (an offset in log power).
-Left out on purpose: anything that clips to [0, 1] (noise, brightness, blur), colour
-transforms, gamma (NaN on negatives) and flips (time and frequency have a direction).
+Each training stack's augmentation is drawn on the CPU from that stack's own seed
+(`draw`: PARAMS numbers, microseconds), and `apply` runs it on the whole batch on the
+training device, after normalisation. The loader workers then only copy float16 stacks
+out of the memory-mapped cache, and a GPU does the arithmetic in a fraction of a step.
+
+Kept: SpecAugment-style time and frequency masks (filled with 0, the training mean; one
+or two of each, as albumentations' ``XYMasking(num_masks_x=(1, 2), ...)``), a time shift
+that wraps around (a 10-minute segment has no privileged start) and a small
+per-electrode gain (an offset in log power: amplifier gain or contact impedance differs a
+little from day to day). Each of the three is applied to half of the stacks. Left out on
+purpose: anything that clips to [0, 1] (noise, brightness, blur), colour transforms,
+gamma (NaN on negatives) and flips (time and frequency have a direction).
 """
 
 from __future__ import annotations
 
-import albumentations as A
+from dataclasses import dataclass
+
 import numpy as np
+import torch
+
+MASKS = 2  # at most this many time masks, and this many frequency masks, per stack
+CHANNELS = 16
+SHIFT, TIME_MASKS, BAND_MASKS, GAINS = 0, 1, 1 + 2 * MASKS, 1 + 4 * MASKS
+PARAMS = GAINS + CHANNELS  # shift; (start, length) per time mask, then per band mask; gains
 
 
-class TimeShift(A.ImageOnlyTransform):
-    """Rolls the stack along time by up to ``limit`` frames either way, wrapping around.
+@dataclass(frozen=True)
+class AugmentLimits:
+    """How far each augmentation may go on (bands, frames) stacks."""
 
-    An exact shift (no interpolation): 30x faster than ``A.Affine`` with ``BORDER_WRAP``
-    on 16 channels, which OpenCV handles four at a time.
+    shift: int  # frames, either way
+    time_mask: int  # longest time mask, frames
+    band_mask: int  # longest frequency mask, bands
+    gain: float = 0.2  # per-electrode offset, normalised units, either way
+    p: float = 0.5  # each augmentation's probability
+
+    @classmethod
+    def for_stack(cls, bands: int, frames: int) -> AugmentLimits:
+        return cls(
+            shift=max(1, frames // 8), time_mask=max(1, frames // 10), band_mask=max(1, bands // 10)
+        )
+
+
+def draw(rng: np.random.Generator, bands: int, frames: int, limits: AugmentLimits) -> np.ndarray:
+    """One stack's augmentation: float32 (PARAMS,), zeros where an augmentation is off."""
+    params = np.zeros(PARAMS, np.float32)
+    if rng.random() < limits.p:
+        params[SHIFT] = rng.integers(-limits.shift, limits.shift + 1)
+    if rng.random() < limits.p:
+        for first, size, longest in (
+            (TIME_MASKS, frames, limits.time_mask),
+            (BAND_MASKS, bands, limits.band_mask),
+        ):
+            for k in range(int(rng.integers(1, MASKS + 1))):
+                length = int(rng.integers(1, min(longest, size) + 1))
+                params[first + 2 * k : first + 2 * k + 2] = (
+                    rng.integers(0, size - length + 1),
+                    length,
+                )
+    if rng.random() < limits.p:
+        params[GAINS:] = rng.uniform(-limits.gain, limits.gain, CHANNELS)
+    return params
+
+
+def apply(x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+    """Batch ``x`` (N, C, bands, frames), normalised, augmented by ``params`` (N, PARAMS).
+
+    Exact operations, no interpolation: the shift is ``np.roll`` along time (a frame
+    moves from t to t + shift), masked cells become 0, gains add per electrode.
     """
-
-    def __init__(self, limit: int = 18, p: float = 0.5):
-        super().__init__(p=p)
-        self.limit = limit
-
-    def get_params_dependent_on_data(self, params, data):
-        return {"shift": int(self.random_generator.integers(-self.limit, self.limit + 1))}
-
-    def apply(self, img, shift=0, **params):
-        return np.roll(img, shift, axis=1)
-
-    def get_transform_init_args_names(self):
-        return ("limit",)
+    n, channels, bands, frames = x.shape
+    params = params.to(x.device, torch.float32)
+    shift = params[:, SHIFT].long()
+    time = torch.arange(frames, device=x.device)
+    source = (time[None, :] - shift[:, None]) % frames  # (N, frames)
+    x = x.gather(3, source[:, None, None, :].expand(n, channels, bands, frames))
+    masked_time = _covered(time, params[:, TIME_MASKS:BAND_MASKS])  # (N, frames)
+    masked_bands = _covered(torch.arange(bands, device=x.device), params[:, BAND_MASKS:GAINS])
+    x = x.masked_fill(masked_time[:, None, None, :] | masked_bands[:, None, :, None], 0.0)
+    return x + params[:, GAINS : GAINS + channels, None, None].to(x.dtype)
 
 
-class ElectrodeGain(A.ImageOnlyTransform):
-    """Adds one offset per electrode, uniform in ``[-limit, limit]`` (normalised units).
-
-    A gain g on an electrode adds log(g**2) to its log power: a recording's amplifier or
-    contact impedance differs a little from day to day.
-    """
-
-    def __init__(self, limit: float = 0.2, p: float = 0.5):
-        super().__init__(p=p)
-        self.limit = limit
-
-    def get_params_dependent_on_data(self, params, data):
-        channels = data["image"].shape[-1]
-        return {"offsets": self.random_generator.uniform(-self.limit, self.limit, channels)}
-
-    def apply(self, img, offsets=None, **params):
-        return (img + offsets.astype(img.dtype)).astype(np.float32)
-
-    def get_transform_init_args_names(self):
-        return ("limit",)
-
-
-def stack_augmentations(height: int, width: int, seed: int) -> A.Compose:
-    """The training transforms for (height, width, electrodes) stacks, seeded."""
-    return A.Compose(
-        [
-            TimeShift(limit=max(1, width // 8), p=0.5),
-            A.XYMasking(
-                num_masks_x=(1, 2),
-                num_masks_y=(1, 2),
-                mask_x_length=(1, max(1, width // 10)),
-                mask_y_length=(1, max(1, height // 10)),
-                fill=0.0,
-                p=0.5,
-            ),
-            ElectrodeGain(limit=0.2, p=0.5),
-        ],
-        seed=seed,
-    )
+def _covered(positions: torch.Tensor, spans: torch.Tensor) -> torch.Tensor:
+    """(N, len(positions)) bool: inside any of each row's (start, length) spans."""
+    starts, ends = spans[:, 0::2, None], spans[:, 0::2, None] + spans[:, 1::2, None]
+    where = positions[None, None, :]
+    return ((where >= starts) & (where < ends)).any(dim=1)

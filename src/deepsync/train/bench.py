@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import math
 import os
 import statistics
@@ -27,12 +28,14 @@ import torch
 
 from deepsync.config import Config, load_config
 from deepsync.errors import DeepSyncError
-from deepsync.train.augment import stack_augmentations
+from deepsync.train.augment import AugmentLimits
 from deepsync.train.cnn import (
     LoaderClock,
+    ModelInput,
     Optimisation,
     Runtime,
     _input_size,
+    half_precision,
     make_loader,
     train_sampler,
 )
@@ -76,6 +79,9 @@ VARIANTS = {
         Variant("bf16", "bf16", False, False),
         Variant("bf16-cl", "bf16", True, False),
         Variant("bf16-cl-compile", "bf16", True, True),
+        Variant("fp16", "fp16", False, False),
+        Variant("fp16-cl", "fp16", True, False),
+        Variant("fp16-cl-compile", "fp16", True, True),
     )
 }
 
@@ -154,7 +160,10 @@ def run_bench(
     unknown = [k for k in variants or [] if k not in VARIANTS]
     if unknown:
         raise DeepSyncError(f"unknown variant {unknown[0]!r}; choose from {', '.join(VARIANTS)}")
-    keys = variants or [k for k in VARIANTS if gpu or not VARIANTS[k].compile]
+    half = half_precision(device) if gpu else "bf16"
+    keys = variants or [
+        k for k, v in VARIANTS.items() if v.precision in ("fp32", half) and (gpu or not v.compile)
+    ]
     steps = steps if steps is not None else (50 if gpu else 2)
     warmup = warmup if warmup is not None else (10 if gpu else 1)
     cfg = config.cnn
@@ -169,7 +178,7 @@ def run_bench(
     workers = workers if workers is not None else sorted({0, cfg.loader_workers})
     if not gpu and choice == "auto":
         print("bench-train: no CUDA GPU here: a CPU smoke run (CPU figures, no compile)")
-    train_set = bench_dataset(config)
+    train_set, normaliser = bench_dataset(config)
     size = _input_size(cfg, *train_set.stacks.shape[2:]) or train_set.stacks.shape[2:]
     print(
         f"bench-train: {cfg.model}, {len(train_set)} training stacks of "
@@ -180,7 +189,10 @@ def run_bench(
     batches = _device_batches(train_set, cfg, device, count=min(8, warmup + steps))
     figures = []
     for key in keys:
-        figures.append(measure_model(VARIANTS[key], cfg, size, batches, warmup, steps, device))
+        figures.append(
+            measure_model(VARIANTS[key], cfg, size, normaliser, batches, warmup, steps, device)
+        )
+        _release(device)  # the variant's model, optimiser and compiled graphs
         _say(figures[-1], figures[0])
     print("loader alone (augmented stacks, the real DataLoader, no model):")
     for count in workers:
@@ -194,7 +206,7 @@ def run_bench(
     best = max((f for f in figures if f.stable), key=lambda f: f.images_per_s, default=None)
     if best is None:
         raise DeepSyncError("no variant trained stably; see the lines above")
-    fed = measure_pipeline(best.variant, cfg, size, train_set, warmup, steps, device)
+    fed = measure_pipeline(best.variant, cfg, size, normaliser, train_set, warmup, steps, device)
     print(
         f"with the loader ({cfg.loader_workers} workers, prefetch {cfg.loader_prefetch}): "
         f"{best.variant.name}: {fed['images_per_s']:.1f} images/s "
@@ -223,7 +235,7 @@ def _device_name(device: torch.device) -> str:
     return "the CPU"
 
 
-def bench_dataset(config: Config) -> StackDataset:
+def bench_dataset(config: Config) -> tuple[StackDataset, Normaliser]:
     """Every training stack of the configured feature cache, augmented as in training.
 
     Builds the data set and the cache first when they are missing (`make data features`
@@ -249,10 +261,9 @@ def bench_dataset(config: Config) -> StackDataset:
     normaliser = Normaliser.fit(cache.stacks, rows, cfg.normalise, 0)
     width = cfg.window_frames if cfg.level == "window" else None
     bands, frames = cache.stacks.shape[2:]
-    augment = stack_augmentations(bands, width or frames, 0) if cfg.augment else None
-    return StackDataset(
-        cache.stacks, rows, labels, normaliser, width=width, train=True, transform=augment
-    )
+    limits = AugmentLimits.for_stack(bands, width or frames) if cfg.augment else None
+    dataset = StackDataset(cache.stacks, rows, labels, width=width, train=True, augment=limits)
+    return dataset, normaliser
 
 
 def _device_batches(train_set, cfg, device, count):
@@ -266,8 +277,8 @@ def _device_batches(train_set, cfg, device, count):
     )
     batches = []
     while len(batches) < count:
-        for x, y in loader:
-            batches.append((x.to(device), y.to(device)))
+        for x, y, params in loader:
+            batches.append((x.to(device), y.to(device), params.to(device)))
             if len(batches) == count:
                 break
         else:
@@ -291,46 +302,55 @@ def _fresh_model(variant, cfg, size, device):
     return model
 
 
+def _release(device: torch.device) -> None:
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
-def measure_model(variant, cfg, size, batches, warmup, steps, device) -> Figures:
-    """``variant``'s training steps on batches already on the device: the model alone."""
+def measure_model(variant, cfg, size, normaliser, batches, warmup, steps, device) -> Figures:
+    """``variant``'s training steps on float16 batches already on the device: normalising,
+    augmenting and the model's step, without the loader."""
     figures = Figures(variant)
     rt = variant.runtime(device)
+    inputs = ModelInput(rt, normaliser)
     try:
         model = _fresh_model(variant, cfg, size, device)
         opt = Optimisation.build(model, cfg, rt, warmup + steps)
         runner = torch.compile(model) if variant.compile else model
         runner.train()
-        staged = [(rt.batch(x), y) for x, y in batches]
+        staged = [(x, y, params if cfg.augment else None) for x, y, params in batches]
+
+        def step(i):
+            x, y, params = staged[i % len(staged)]
+            return opt.step(runner, inputs(x, params), y, rt)
+
         if device.type == "cuda":
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats(device)
         started = time.perf_counter()
         for i in range(warmup):
-            loss = opt.step(runner, *staged[i % len(staged)], rt)
+            loss = step(i)
         _sync(device)
         figures.first_s = time.perf_counter() - started
         started = time.perf_counter()
         for i in range(steps):
-            loss = opt.step(runner, *staged[i % len(staged)], rt)
+            loss = step(i)
         _sync(device)
         elapsed = time.perf_counter() - started
         figures.loss = float(loss)
-        figures.images_per_s = steps * len(staged[0][0]) / elapsed
+        figures.images_per_s = steps * len(batches[0][0]) / elapsed
         figures.step_ms = 1000 * elapsed / steps
         if device.type == "cuda":
             figures.peak_mib = torch.cuda.max_memory_allocated(device) / 2**20
     except Exception as error:  # a variant that fails is a figure too (e.g. no compiler)
         first = str(error).strip().splitlines()[0] if str(error).strip() else ""
         figures.error = f"{type(error).__name__}: {first}"[:200]
-    finally:
-        model = opt = runner = staged = None
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
     return figures
 
 
@@ -356,7 +376,7 @@ def measure_loader(train_set, cfg, device, batches) -> tuple[float, float]:
     seen, first, epoch = 0, None, 0
     while seen < batches * cfg.batch_size:
         order.set_epoch(epoch)
-        for x, _ in loader:
+        for x, _, _ in loader:
             x.to(device, non_blocking=True)
             if first is None:
                 first = time.perf_counter() - started
@@ -392,9 +412,10 @@ class Utilisation(threading.Thread):
         return statistics.mean(self.samples) if self.samples else None
 
 
-def measure_pipeline(variant, cfg, size, train_set, warmup, steps, device) -> dict:
+def measure_pipeline(variant, cfg, size, normaliser, train_set, warmup, steps, device) -> dict:
     """``variant`` fed by the real loader, as `make train` runs it."""
     rt = variant.runtime(device)
+    inputs = ModelInput(rt, normaliser)
     model = _fresh_model(variant, cfg, size, device)
     opt = Optimisation.build(model, cfg, rt, warmup + steps)
     runner = torch.compile(model) if variant.compile else model
@@ -402,8 +423,8 @@ def measure_pipeline(variant, cfg, size, train_set, warmup, steps, device) -> di
     order = train_sampler(train_set, cfg)
     feed = _epochs(make_loader(train_set, cfg, rt, order, drop_last=True), order)
     for _ in range(warmup):
-        x, y = next(feed)
-        opt.step(runner, rt.batch(x), y.to(device, non_blocking=True), rt)
+        x, y, params = next(feed)
+        opt.step(runner, inputs(x, params), y.to(device, non_blocking=True), rt)
     _sync(device)
     clock = LoaderClock()
     timed = clock(_take(feed, steps))
@@ -412,8 +433,8 @@ def measure_pipeline(variant, cfg, size, train_set, warmup, steps, device) -> di
         sampler.start()
     started = time.perf_counter()
     images = 0
-    for x, y in timed:
-        opt.step(runner, rt.batch(x), y.to(device, non_blocking=True), rt)
+    for x, y, params in timed:
+        opt.step(runner, inputs(x, params), y.to(device, non_blocking=True), rt)
         images += len(x)
     _sync(device)
     elapsed = time.perf_counter() - started
@@ -451,7 +472,8 @@ def _compare_with_timm(model: str, figures: list[Figures], batch: int, size) -> 
         f"{published['batch']}, {published['size']}x{published['size']}): "
         f"{published['nchw']} images/s NCHW, {published['nhwc']} NHWC"
     )
-    for key, layout in (("bf16", "nchw"), ("bf16-cl", "nhwc")):
+    pairs = (("bf16", "nchw"), ("bf16-cl", "nhwc"), ("fp16", "nchw"), ("fp16-cl", "nhwc"))
+    for key, layout in pairs:
         if key in ours:
             print(
                 f"  ours, {ours[key].variant.name}, batch {batch}, {size[0]}x{size[1]}: "

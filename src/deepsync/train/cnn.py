@@ -28,9 +28,9 @@ from tqdm import tqdm
 
 from deepsync.config import CnnConfig
 from deepsync.errors import DeepSyncError
-from deepsync.train.augment import stack_augmentations
+from deepsync.train import augment
 from deepsync.train.baseline import combine
-from deepsync.train.dataset import EpochSampler, Normaliser, StackDataset
+from deepsync.train.dataset import EpochSampler, Normaliser, StackDataset, as_batch
 from deepsync.train.metrics import auc
 from deepsync.train.model import build_model
 
@@ -75,19 +75,37 @@ class Runtime:
         device = torch.device("cuda" if cfg.device != "cpu" and cuda else "cpu")
         precision = cfg.precision
         if precision == "auto":
-            precision = "bf16" if device.type == "cuda" else "fp32"
+            precision = half_precision(device) if device.type == "cuda" else "fp32"
         dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
         return cls(device, dtype, cfg.channels_last and device.type == "cuda")
-
-    def batch(self, x: torch.Tensor) -> torch.Tensor:
-        """A batch of stacks on the device, in the memory layout the model runs in."""
-        x = x.to(self.device, non_blocking=True)
-        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def autocast(self):
         if self.dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.dtype)
+
+
+@dataclass(frozen=True)
+class ModelInput:
+    """A loader's float16 batch as the model takes it: on the device, normalised with the
+    training fold's statistics, augmented (training batches), in the model's memory layout.
+    """
+
+    rt: Runtime
+    normaliser: Normaliser
+
+    def __call__(self, x: torch.Tensor, params: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.normaliser(x.to(self.rt.device, non_blocking=True))
+        if params is not None:
+            x = augment.apply(x, params.to(self.rt.device, non_blocking=True))
+        return x.contiguous(memory_format=torch.channels_last) if self.rt.channels_last else x
+
+
+def half_precision(device: torch.device) -> str:
+    """The GPU's fast autocast type: bf16 from compute capability 8 (A100, L4, H100), where
+    it runs natively; fp16 with loss scaling before (Kaggle's T4, V100), where bf16 is
+    emulated, slowly."""
+    return "bf16" if torch.cuda.get_device_capability(device)[0] >= 8 else "fp16"
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -141,6 +159,7 @@ def make_loader(
         sampler=sampler,
         drop_last=drop_last,
         num_workers=workers,
+        collate_fn=as_batch,
         pin_memory=rt.device.type == "cuda",
         persistent_workers=workers > 0,
         prefetch_factor=cfg.loader_prefetch if workers else None,
@@ -240,7 +259,7 @@ def _check_input(model: nn.Module, shape: tuple[int, int, int], name: str) -> No
         ) from None
 
 
-def recalibrate_batchnorm(model: nn.Module, batches, rt: Runtime) -> None:
+def recalibrate_batchnorm(model: nn.Module, batches, inputs: ModelInput) -> None:
     """Batch-norm statistics recomputed on ``batches`` of training stacks, weights as they are.
 
     The running averages lag the weights by many steps; in short runs that lag can flatten
@@ -258,9 +277,9 @@ def recalibrate_batchnorm(model: nn.Module, batches, rt: Runtime) -> None:
         m.momentum = None  # cumulative average
     model.train()
     with torch.no_grad():
-        for x, _ in batches:
-            with rt.autocast():
-                model(rt.batch(x))
+        for x, _, params in batches:
+            with inputs.rt.autocast():
+                model(inputs(x, params))
     for m, momentum in zip(norms, saved, strict=True):
         m.momentum = momentum
 
@@ -268,7 +287,7 @@ def recalibrate_batchnorm(model: nn.Module, batches, rt: Runtime) -> None:
 def predict(
     model: nn.Module,
     loader: DataLoader,
-    rt: Runtime,
+    inputs: ModelInput,
     how: str,
     shifts: tuple[int, ...] = (0,),
 ):
@@ -281,12 +300,12 @@ def predict(
     model.eval()
     scores = []
     with torch.no_grad():
-        for x, _ in loader:
-            x = rt.batch(x)
+        for x, _, _ in loader:
+            x = inputs(x)
             total = 0.0
             for shift in shifts:
                 shifted = torch.roll(x, shift, dims=-1) if shift else x
-                with rt.autocast():
+                with inputs.rt.autocast():
                     total = total + torch.sigmoid(model(shifted).float())
             scores.append((total / len(shifts)).cpu().numpy())
     flat = np.concatenate(scores) if scores else np.empty(0)
@@ -323,8 +342,9 @@ def predict_saved_fold(
     if rt.channels_last:
         model = model.to(memory_format=torch.channels_last)
     shifts = tta_shifts(width or frames, copies)
-    datasets = [StackDataset(stacks, r, np.zeros(len(r)), normaliser, width=width) for r in rows]
-    return [predict(model, make_loader(d, cfg, rt), rt, cfg.combine, shifts) for d in datasets]
+    inputs = ModelInput(rt, normaliser)
+    datasets = [StackDataset(stacks, r, np.zeros(len(r)), width=width) for r in rows]
+    return [predict(model, make_loader(d, cfg, rt), inputs, cfg.combine, shifts) for d in datasets]
 
 
 def fit_fold(
@@ -354,17 +374,12 @@ def fit_fold(
     _check_input(model, (stacks.shape[1], *(size or (bands, width or frames))), cfg.model)
     if rt.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    augment = stack_augmentations(bands, width or frames, seed) if cfg.augment else None
+    limits = augment.AugmentLimits.for_stack(bands, width or frames) if cfg.augment else None
     train_set = StackDataset(
-        stacks,
-        data.train_rows,
-        data.train_labels,
-        normaliser,
-        width=width,
-        train=True,
-        transform=augment,
+        stacks, data.train_rows, data.train_labels, width=width, train=True, augment=limits
     )
-    valid_set = StackDataset(stacks, data.valid_rows, data.valid_labels, normaliser, width=width)
+    valid_set = StackDataset(stacks, data.valid_rows, data.valid_labels, width=width)
+    inputs = ModelInput(rt, normaliser)
     order = train_sampler(train_set, cfg)
     train_loader = make_loader(train_set, cfg, rt, order, drop_last=len(train_set) > cfg.batch_size)
     bn_order = EpochSampler(len(train_set), limit=PRECISE_BN_STACKS)
@@ -408,8 +423,9 @@ def fit_fold(
             bn_order.set_epoch(seeded)
             runner.train()
             clock, loss_sum, images = LoaderClock(), torch.zeros((), device=rt.device), 0
-            for step, (x, y) in enumerate(clock(train_loader), 1):
-                loss_sum += opt.step(runner, rt.batch(x), y.to(rt.device, non_blocking=True), rt)
+            for step, (x, y, params) in enumerate(clock(train_loader), 1):
+                x = inputs(x, params if limits is not None else None)
+                loss_sum += opt.step(runner, x, y.to(rt.device, non_blocking=True), rt)
                 images += len(x)
                 bar.update()
                 if step % POSTFIX_STEPS == 0:
@@ -417,8 +433,8 @@ def fit_fold(
             train_loss = loss_sum.item() / max(1, len(train_loader))  # waits for the GPU
             train_seconds = time.perf_counter() - started
             if bn_loader is not None:
-                recalibrate_batchnorm(model, bn_loader, rt)
-            score = auc(data.valid_labels, predict(model, valid_loader, rt, cfg.combine))
+                recalibrate_batchnorm(model, bn_loader, inputs)
+            score = auc(data.valid_labels, predict(model, valid_loader, inputs, cfg.combine))
             state["epoch"] = epoch
             if score > state["best_auc"] or state["best_epoch"] == 0:
                 state.update(best_auc=score, best_epoch=epoch, stale=0)
@@ -443,17 +459,15 @@ def fit_fold(
 
     best = torch.load(folder / "best.pt", map_location=rt.device, weights_only=False)
     model.load_state_dict(best["model"])
-    test_set = StackDataset(
-        stacks, data.test_rows, np.zeros(len(data.test_rows)), normaliser, width=width
-    )
+    test_set = StackDataset(stacks, data.test_rows, np.zeros(len(data.test_rows)), width=width)
     result = {
         **(meta or {}),
         "seed": seed,
         "best_auc": state["best_auc"],
         "best_epoch": state["best_epoch"],
         "epochs_run": state["epoch"],
-        "valid_scores": predict(model, valid_loader, rt, cfg.combine).tolist(),
-        "test_scores": predict(model, make_loader(test_set, cfg, rt), rt, cfg.combine).tolist(),
+        "valid_scores": predict(model, valid_loader, inputs, cfg.combine).tolist(),
+        "test_scores": predict(model, make_loader(test_set, cfg, rt), inputs, cfg.combine).tolist(),
     }
     partial = folder / "result.json.partial"
     partial.write_text(json.dumps(result))

@@ -1,11 +1,14 @@
-"""From the memory-mapped feature cache to normalised tensors, without decoding anything.
+"""From the memory-mapped feature cache to batches, without decoding anything.
 
 `Normaliser` holds per-electrode (or per electrode and band) mean and std of the
-training fold's stacks. `StackDataset` serves one segment's (16, bands, frames) stack,
-or at window level a crop of ``window_frames`` frames: a random crop for training, every
-non-overlapping crop (the last one flush with the end) for prediction. `EpochSampler`
-orders an epoch and gives each item its own seed, so crops and augmentations follow
-from (seed, epoch) alone, however many loader workers serve them.
+training fold's stacks. `StackDataset` serves float16 (16, bands, frames) stacks as they
+are cached, or at window level crops of ``window_frames`` frames: a random crop for
+training, every non-overlapping crop (the last one flush with the end) for prediction;
+training items also carry their augmentation's parameters. Normalising and augmenting
+happen per batch on the training device (`deepsync.train.cnn.ModelInput`), so a loader
+worker only copies bytes. `EpochSampler` orders an epoch and gives each item its own
+seed, so crops and augmentations follow from (seed, epoch) alone, however many loader
+workers serve them.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
+
+from deepsync.train.augment import PARAMS, AugmentLimits, draw
 
 STATS_SAMPLE = 256  # stacks read to estimate the normalisation: plenty for 16-48 numbers
 
@@ -41,10 +46,11 @@ class Normaliser:
             np.maximum(std, 1e-3).reshape(shape).astype(np.float32),
         )
 
-    def __call__(self, stack: np.ndarray) -> np.ndarray:
-        """float32 normalised copy of a float16 (C, B, T) stack (torch: 5x numpy's float16)."""
-        x = torch.from_numpy(np.array(stack)).float()  # a copy: memmaps are read-only
-        return x.sub_(torch.from_numpy(self.mean)).div_(torch.from_numpy(self.std)).numpy()
+    def __call__(self, stacks: torch.Tensor) -> torch.Tensor:
+        """float32 normalised (..., C, B, T) stacks, on their own device."""
+        mean = torch.from_numpy(self.mean).to(stacks.device)
+        std = torch.from_numpy(self.std).to(stacks.device)
+        return stacks.float().sub_(mean).div_(std)
 
     def to_dict(self) -> dict:
         return {"mean": self.mean.tolist(), "std": self.std.tolist()}
@@ -65,11 +71,12 @@ def window_starts(frames: int, width: int) -> np.ndarray:
 
 
 class StackDataset(Dataset):
-    """Cache rows as float32 (C, H, W) tensors and float labels.
+    """Cache rows as (float16 (C, H, W) stack, float label, float32 (PARAMS,) augmentation).
 
     ``width``: None for whole stacks; a crop width for window level. Training takes one
     random crop per segment per epoch; otherwise each item is one (segment, crop) pair and
-    ``owner`` says which segment it belongs to.
+    ``owner`` says which segment it belongs to. ``augment``: limits of the augmentations
+    drawn for training items (None: none, the parameters are zeros).
     """
 
     def __init__(
@@ -77,16 +84,14 @@ class StackDataset(Dataset):
         stacks: np.ndarray,
         rows: np.ndarray,
         labels: np.ndarray,
-        normaliser: Normaliser,
         *,
         width: int | None = None,
         train: bool = False,
-        transform=None,
+        augment: AugmentLimits | None = None,
         seed: int = 0,
     ):
         self.stacks, self.rows, self.labels = stacks, np.asarray(rows), np.asarray(labels)
-        self.normaliser, self.width, self.train = normaliser, width, train
-        self.transform = transform
+        self.width, self.train, self.augment = width, train, augment
         self.rng = np.random.default_rng(seed)
         frames = stacks.shape[-1]
         if width is None or train:
@@ -100,25 +105,39 @@ class StackDataset(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, index: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, index: int | tuple[int, int]):
         """Item ``index``, or ``(item, seed)`` (from `EpochSampler`): its own randomness."""
-        item, seed = index if isinstance(index, tuple) else (index, None)
-        rng = self.rng if seed is None else np.random.default_rng(seed)
-        i, start = self.items[item]
-        stack = np.asarray(self.stacks[self.rows[i]])  # (C, B, T) float16, from the memmap
-        if self.width is not None:
-            if self.train:
-                start = int(rng.integers(0, stack.shape[-1] - self.width + 1))
-            stack = stack[..., start : start + self.width]
-        x = self.normaliser(stack)
-        if self.transform is not None:
-            if seed is not None and hasattr(self.transform, "set_random_seed"):
-                self.transform.set_random_seed(int(rng.integers(2**32)))
-            x = self.transform(image=np.ascontiguousarray(x.transpose(1, 2, 0)))["image"]
-            x = x.transpose(2, 0, 1)
-        return torch.from_numpy(np.ascontiguousarray(x)), torch.tensor(
-            float(self.labels[i]), dtype=torch.float32
-        )
+        x, y, params = self.__getitems__([index])
+        return x[0], y[0], params[0]
+
+    def __getitems__(self, indices: list) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """A whole batch at once: (N, C, H, W) float16, (N,) labels, (N, PARAMS) float32."""
+        pairs = [index if isinstance(index, tuple) else (index, None) for index in indices]
+        items = [self.items[item] for item, _ in pairs]
+        rngs = [self.rng if seed is None else np.random.default_rng(seed) for _, seed in pairs]
+        rows = self.rows[[i for i, _ in items]]
+        frames = self.stacks.shape[-1]
+        if self.width is None:
+            x = np.asarray(self.stacks[rows])  # one gather out of the memmap: a copy
+        else:
+            starts = [
+                int(rng.integers(0, frames - self.width + 1)) if self.train else start
+                for (_, start), rng in zip(items, rngs, strict=True)
+            ]
+            x = np.stack(
+                [self.stacks[r, ..., s : s + self.width] for r, s in zip(rows, starts, strict=True)]
+            )
+        params = np.zeros((len(items), PARAMS), np.float32)
+        if self.train and self.augment is not None:
+            for k, rng in enumerate(rngs):
+                params[k] = draw(rng, x.shape[-2], x.shape[-1], self.augment)
+        labels = self.labels[[i for i, _ in items]].astype(np.float32)
+        return torch.from_numpy(x), torch.from_numpy(labels), torch.from_numpy(params)
+
+
+def as_batch(batch):
+    """The loader's collate function: `StackDataset.__getitems__` already made the batch."""
+    return batch
 
 
 class EpochSampler(Sampler):
