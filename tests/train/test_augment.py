@@ -12,6 +12,8 @@ from deepsync.train.augment import (
     TIME_MASKS,
     AugmentLimits,
     apply,
+    apply_batched,
+    apply_per_stack,
     draw,
 )
 
@@ -34,16 +36,25 @@ def only(**values) -> torch.Tensor:
 
 
 def test_no_augmentation_is_the_identity(stacks):
-    assert torch.equal(apply(stacks, torch.zeros(N, PARAMS)), stacks)
+    assert torch.equal(apply(stacks.clone(), torch.zeros(N, PARAMS)), stacks)
+
+
+def test_the_gpus_batched_way_and_the_cpus_per_stack_way_agree_exactly(stacks):
+    rng = np.random.default_rng(5)
+    for _ in range(5):
+        params = torch.from_numpy(np.stack([draw(rng, H, W, LIMITS) for _ in range(N)]))
+        batched = apply_batched(stacks, params)
+        assert torch.equal(apply_per_stack(stacks.clone(), params), batched)
+        assert not torch.equal(batched, stacks)
 
 
 def test_the_shift_is_an_exact_wrap_around_roll(stacks):
     for shift in (5, -7, W // 8):
-        out = apply(stacks, only(**{f"p{SHIFT}": shift}))
+        out = apply(stacks.clone(), only(**{f"p{SHIFT}": shift}))
         assert torch.equal(out, torch.roll(stacks, shift, dims=-1))
     assert torch.equal(
         torch.from_numpy(np.roll(stacks.numpy(), 5, axis=-1)),
-        apply(stacks, only(**{f"p{SHIFT}": 5})),
+        apply(stacks.clone(), only(**{f"p{SHIFT}": 5})),
     )  # np.roll's direction
 
 
@@ -56,7 +67,7 @@ def test_masks_fill_whole_frames_and_bands_with_the_mean(stacks):
             f"p{BAND_MASKS + 1}": 10,
         }
     )
-    out = apply(stacks, params)
+    out = apply(stacks.clone(), params)
     assert torch.all(out[..., 10:14] == 0) and torch.all(out[..., 70:80, :] == 0)
     keep = torch.ones(H, W, dtype=torch.bool)
     keep[:, 10:14] = keep[70:80, :] = False
@@ -67,7 +78,7 @@ def test_gain_adds_one_offset_per_electrode(stacks):
     gains = torch.linspace(-0.2, 0.2, C)
     params = torch.zeros(N, PARAMS)
     params[:, GAINS:] = gains
-    offsets = apply(stacks, params) - stacks
+    offsets = apply(stacks.clone(), params) - stacks
     assert torch.allclose(offsets, gains[None, :, None, None].expand_as(offsets), atol=1e-6)
 
 
@@ -75,7 +86,7 @@ def test_each_stack_in_a_batch_gets_its_own_augmentation(stacks):
     params = torch.zeros(N, PARAMS)
     params[1, SHIFT] = 3
     params[2, GAINS:] = 0.1
-    out = apply(stacks, params)
+    out = apply(stacks.clone(), params)
     assert torch.equal(out[0], stacks[0])
     assert torch.equal(out[1], torch.roll(stacks[1], 3, dims=-1))
     assert torch.allclose(out[2], stacks[2] + 0.1)
@@ -104,6 +115,6 @@ def test_draws_stay_within_their_limits_and_are_seeded():
 def test_augmented_values_stay_finite_and_unclipped(stacks):
     rng = np.random.default_rng(2)
     params = torch.from_numpy(np.stack([draw(rng, H, W, LIMITS) for _ in range(N)]))
-    out = apply(stacks, params)
+    out = apply(stacks.clone(), params)
     assert out.shape == stacks.shape and out.dtype == torch.float32
     assert torch.isfinite(out).all() and out.min() < -3.0 and out.max() > 2.0

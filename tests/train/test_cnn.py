@@ -183,6 +183,20 @@ def test_runtime_on_a_machine_without_a_gpu():
         Runtime.resolve(CnnConfig(device="cuda"))
 
 
+@pytest.mark.parametrize("capability, precision", [((7, 5), "fp16"), ((8, 0), "bf16")])
+def test_auto_precision_is_the_gpus_native_half_type(monkeypatch, capability, precision):
+    from deepsync.train.cnn import Runtime
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    rt = Runtime.resolve(CnnConfig(precision="auto"))
+    assert rt.device.type == "cuda" and rt.channels_last
+    assert rt.dtype == {"fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+    if precision == "fp16":  # Kaggle's T4: bf16 asked for explicitly is slow there
+        with pytest.warns(UserWarning, match="emulated and slow"):
+            Runtime.resolve(CnnConfig(precision="bf16"))
+
+
 def test_a_stack_too_small_for_the_model_is_a_one_line_error(fold, tmp_path):
     from deepsync.errors import DeepSyncError
 

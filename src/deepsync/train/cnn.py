@@ -17,6 +17,7 @@ import json
 import math
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,6 +77,12 @@ class Runtime:
         precision = cfg.precision
         if precision == "auto":
             precision = half_precision(device) if device.type == "cuda" else "fp32"
+        if precision == "bf16" and device.type == "cuda" and half_precision(device) != "bf16":
+            warnings.warn(
+                "cnn.precision=bf16 on a GPU without native bf16 (compute capability < 8) is "
+                "emulated and slow; cnn.precision=auto picks fp16 there",
+                stacklevel=2,
+            )
         dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
         return cls(device, dtype, cfg.channels_last and device.type == "cuda")
 
@@ -97,7 +104,7 @@ class ModelInput:
     def __call__(self, x: torch.Tensor, params: torch.Tensor | None = None) -> torch.Tensor:
         x = self.normaliser(x.to(self.rt.device, non_blocking=True))
         if params is not None:
-            x = augment.apply(x, params.to(self.rt.device, non_blocking=True))
+            x = augment.apply(x, params)
         return x.contiguous(memory_format=torch.channels_last) if self.rt.channels_last else x
 
 
@@ -327,8 +334,6 @@ def predict_saved_fold(
     ``cfg`` is the run's own CNN configuration; ``copies`` extra time-shifted copies of
     each stack are scored and averaged with the original.
     """
-    import warnings
-
     rt = Runtime.resolve(cfg)
     saved = torch.load(folder / "best.pt", map_location=rt.device, weights_only=False)
     normaliser = Normaliser.from_dict(saved["normaliser"])
