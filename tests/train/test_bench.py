@@ -36,6 +36,27 @@ def test_every_variant_the_loader_and_the_fed_model_are_measured(config, capsys)
     assert f"fastest stable: {best.variant.name} " in out
 
 
+def test_sweeps_alternate_the_variants_and_report_medians(config, capsys, monkeypatch):
+    order, real = [], bench.measure_model
+
+    def recorded(variant, *args):
+        order.append(variant.key)
+        return real(variant, *args)
+
+    monkeypatch.setattr(bench, "measure_model", recorded)
+    figures = run_bench(config, steps=1, warmup=0, reps=3, batch_size=4, variants=["fp32", "bf16"])
+    assert order == ["fp32", "bf16"] * 3 and len(figures) == 2
+    assert "x 3 sweeps (medians)" in capsys.readouterr().out
+    runs = [
+        bench.Figures(VARIANTS["fp32"], speed, 1.0, first, peak, 0.5)
+        for speed, first, peak in ((1.0, 9.0, 5.0), (5.0, 1.0, 7.0), (3.0, 1.0, 6.0))
+    ]
+    merged = bench._median(runs)
+    assert (merged.images_per_s, merged.first_s, merged.peak_mib) == (3.0, 9.0, 7.0)
+    runs[1].loss = math.nan
+    assert not bench._median(runs).stable  # one unstable sweep marks the variant
+
+
 def test_a_failing_variant_is_reported_and_the_rest_still_run(config, capsys, monkeypatch):
     def no_compiler(*args, **kwargs):
         raise RuntimeError("no working C++ compiler\nsecond line")

@@ -122,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
         "--workers",
         help="loader workers to measure, comma-separated (default: 0 and the profile's)",
     )
+    parser.add_argument(
+        "--reps", type=int, default=1, help="sweeps over the variants, alternating (default 1)"
+    )
     parser.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto")
     args = parser.parse_args(argv)
     try:
@@ -131,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
             device=args.device,
             steps=args.steps,
             warmup=args.warmup,
+            reps=args.reps,
             batch_size=args.batch_size,
             variants=args.variants.split(",") if args.variants else None,
             workers=[int(w) for w in args.workers.split(",")] if args.workers else None,
@@ -150,6 +154,7 @@ def run_bench(
     device: str = "auto",
     steps: int | None = None,
     warmup: int | None = None,
+    reps: int = 1,
     batch_size: int | None = None,
     variants: list[str] | None = None,
     workers: list[int] | None = None,
@@ -172,10 +177,14 @@ def run_bench(
         if batch_size is not None
         else (cfg.batch_size if gpu else min(8, cfg.batch_size))
     )
-    if min(steps, batch_size) < 1 or warmup < 0 or min(workers or [0]) < 0:
-        raise DeepSyncError("--steps and --batch-size must be >= 1, --warmup and --workers >= 0")
+    if min(steps, batch_size, reps) < 1 or warmup < 0 or min(workers or [0]) < 0:
+        raise DeepSyncError(
+            "--steps, --reps and --batch-size must be >= 1, --warmup and --workers >= 0"
+        )
     cfg = dataclasses.replace(cfg, batch_size=batch_size)
-    workers = workers if workers is not None else sorted({0, cfg.loader_workers})
+    cores = len(os.sched_getaffinity(0))  # make_loader uses at most one worker per core
+    cfg = dataclasses.replace(cfg, loader_workers=min(cfg.loader_workers, cores))
+    workers = sorted({min(w, cores) for w in (workers or [0, cfg.loader_workers])})
     if not gpu and choice == "auto":
         print("bench-train: no CUDA GPU here: a CPU smoke run (CPU figures, no compile)")
     train_set, normaliser = bench_dataset(config)
@@ -183,17 +192,24 @@ def run_bench(
     print(
         f"bench-train: {cfg.model}, {len(train_set)} training stacks of "
         f"{'x'.join(map(str, train_set.stacks.shape[1:]))} resized to {size[0]}x{size[1]}, "
-        f"batch {cfg.batch_size}, {warmup} warm-up + {steps} timed steps, on "
+        f"batch {cfg.batch_size}, {warmup} warm-up + {steps} timed steps"
+        + (f" x {reps} sweeps (medians)" if reps > 1 else "")
+        + ", on "
         f"{_device_name(device)}, torch {torch.__version__}, {os.cpu_count()} cores"
     )
     batches = _device_batches(train_set, cfg, device, count=min(8, warmup + steps))
-    figures = []
-    for key in keys:
-        figures.append(
-            measure_model(VARIANTS[key], cfg, size, normaliser, batches, warmup, steps, device)
-        )
-        _release(device)  # the variant's model, optimiser and compiled graphs
-        _say(figures[-1], figures[0])
+    sweeps = []
+    for _ in range(reps):  # the variants alternate: drift hits them all alike
+        sweeps.append([])
+        for key in keys:
+            sweeps[-1].append(
+                measure_model(VARIANTS[key], cfg, size, normaliser, batches, warmup, steps, device)
+            )
+            _release(device)  # the variant's model, optimiser and compiled graphs
+    figures = [_median(list(runs)) for runs in zip(*sweeps, strict=True)]
+    print(f"  {'model alone':<46} {'images/s':>8} vs fp32 {'ms/step':>8}")
+    for f in figures:
+        _say(f, figures[0])
     print("loader alone (augmented stacks, the real DataLoader, no model):")
     for count in workers:
         rate, first = measure_loader(
@@ -354,14 +370,28 @@ def measure_model(variant, cfg, size, normaliser, batches, warmup, steps, device
     return figures
 
 
+def _median(runs: list[Figures]) -> Figures:
+    """One variant's sweeps as one: median speed, first warm-up, highest memory, last loss."""
+    failed = [r for r in runs if not r.stable]
+    if failed:
+        return failed[0]
+    return dataclasses.replace(
+        runs[-1],
+        images_per_s=statistics.median(r.images_per_s for r in runs),
+        step_ms=statistics.median(r.step_ms for r in runs),
+        first_s=runs[0].first_s,
+        peak_mib=max(r.peak_mib for r in runs),
+    )
+
+
 def _say(f: Figures, reference: Figures) -> None:
     if f.error:
-        print(f"  {f.variant.name:<40} failed: {f.error}")
+        print(f"  {f.variant.name:<46} failed: {f.error}")
         return
     ratio = f.images_per_s / reference.images_per_s if reference.stable else math.nan
     memory = f"{f.peak_mib:7.0f} MiB" if math.isfinite(f.peak_mib) else "    n/a"
     print(
-        f"  {f.variant.name:<40} {f.images_per_s:8.1f} images/s {ratio:5.2f}x  "
+        f"  {f.variant.name:<46} {f.images_per_s:8.1f} images/s {ratio:5.2f}x  "
         f"{f.step_ms:8.1f} ms/step  peak {memory}  warm-up {f.first_s:6.1f} s  "
         f"loss {f.loss:.3f}" + ("" if f.stable else "  UNSTABLE")
     )

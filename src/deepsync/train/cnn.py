@@ -154,12 +154,12 @@ def make_loader(
 ) -> DataLoader:
     """Batches of ``dataset`` in ``sampler``'s order (else in order).
 
-    With ``cnn.loader_workers`` processes, kept alive across epochs (the sampler's
-    ``set_epoch`` reaches them through the indices), each preparing
+    With ``cnn.loader_workers`` processes (at most one per core), kept across epochs
+    (the sampler's ``set_epoch`` reaches them through the indices), each preparing
     ``cnn.loader_prefetch`` batches ahead, into pinned memory on a GPU so that the copy
     to the device overlaps the step before.
     """
-    workers = cfg.loader_workers
+    workers = min(cfg.loader_workers, len(os.sched_getaffinity(0)))  # results never change
     return DataLoader(
         dataset,
         batch_size=cfg.batch_size,
