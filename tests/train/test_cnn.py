@@ -126,6 +126,25 @@ def test_loader_workers_change_nothing_but_speed(fold, tmp_path):
     assert not np.allclose(other["valid_scores"], alone["valid_scores"])  # the seed matters
 
 
+def test_model_input_normalises_augments_and_lays_out_a_batch(fold):
+    from deepsync.train.augment import GAINS, PARAMS
+    from deepsync.train.cnn import ModelInput, Runtime
+    from deepsync.train.dataset import Normaliser
+
+    stacks, data = fold
+    normaliser = Normaliser.fit(stacks, data.train_rows, "channel_band", 0)
+    x16 = torch.from_numpy(np.asarray(stacks[data.train_rows]))
+    plain = ModelInput(Runtime(torch.device("cpu"), None, False), normaliser)(x16)
+    assert plain.dtype == torch.float32 and plain.shape == x16.shape
+    assert torch.allclose(plain.mean(dim=(0, 3)), torch.zeros(()), atol=0.05)
+    assert torch.allclose(plain.std(dim=(0, 3)), torch.ones(()), atol=0.05)
+    params = torch.zeros(len(x16), PARAMS)
+    params[:, GAINS:] = 0.5
+    laid = ModelInput(Runtime(torch.device("cpu"), None, True), normaliser)(x16, params)
+    assert laid.is_contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(laid, plain + 0.5, atol=1e-5)
+
+
 def test_early_stopping_ends_a_fold_that_stops_improving(fold, tmp_path, monkeypatch):
     stacks, data = fold
     monkeypatch.setattr(cnn, "auc", lambda *args: 0.5)  # never better than the first epoch

@@ -82,7 +82,7 @@ def apply(x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
 def apply_batched(x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
     """`apply` as whole-batch tensor operations (a new tensor): the GPU's way."""
     n, channels, bands, frames = x.shape
-    params = params.to(x.device, torch.float32)
+    params = params.to(x.device, torch.float32, non_blocking=True)  # pinned: no wait
     time = torch.arange(frames, device=x.device)
     source = (time[None, :] - params[:, SHIFT, None].long()) % frames  # (N, frames)
     x = x.gather(3, source[:, None, None, :].expand(n, channels, bands, frames))

@@ -92,17 +92,21 @@ class Runtime:
         return torch.autocast(self.device.type, dtype=self.dtype)
 
 
-@dataclass(frozen=True)
 class ModelInput:
     """A loader's float16 batch as the model takes it: on the device, normalised with the
     training fold's statistics, augmented (training batches), in the model's memory layout.
+
+    Nothing here waits for the GPU: the statistics go to the device once, and batches
+    come from pinned memory without blocking.
     """
 
-    rt: Runtime
-    normaliser: Normaliser
+    def __init__(self, rt: Runtime, normaliser: Normaliser):
+        self.rt, self.normaliser = rt, normaliser
+        self.mean = torch.from_numpy(normaliser.mean).to(rt.device)
+        self.std = torch.from_numpy(normaliser.std).to(rt.device)
 
     def __call__(self, x: torch.Tensor, params: torch.Tensor | None = None) -> torch.Tensor:
-        x = self.normaliser(x.to(self.rt.device, non_blocking=True))
+        x = x.to(self.rt.device, non_blocking=True).float().sub_(self.mean).div_(self.std)
         if params is not None:
             x = augment.apply(x, params)
         return x.contiguous(memory_format=torch.channels_last) if self.rt.channels_last else x

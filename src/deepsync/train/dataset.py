@@ -46,12 +46,6 @@ class Normaliser:
             np.maximum(std, 1e-3).reshape(shape).astype(np.float32),
         )
 
-    def __call__(self, stacks: torch.Tensor) -> torch.Tensor:
-        """float32 normalised (..., C, B, T) stacks, on their own device."""
-        mean = torch.from_numpy(self.mean).to(stacks.device)
-        std = torch.from_numpy(self.std).to(stacks.device)
-        return stacks.float().sub_(mean).div_(std)
-
     def to_dict(self) -> dict:
         return {"mean": self.mean.tolist(), "std": self.std.tolist()}
 
