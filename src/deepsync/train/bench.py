@@ -230,6 +230,12 @@ def run_bench(
         f"data {100 * fed['data_wait']:.0f}% of the time, GPU utilisation "
         + (f"{fed['utilisation']:.0f}%" if fed["utilisation"] is not None else "not readable")
     )
+    if fed["syncs"] is not None:
+        count, first = fed["syncs"]
+        print(
+            f"host-GPU synchronisations in one fed training step: {count}"
+            + (f" (first: {first})" if first else "")
+        )
     _compare_with_timm(cfg.model, figures, cfg.batch_size, size)
     print(
         f"fastest stable: {best.variant.name} (cnn.precision={best.variant.precision}, "
@@ -452,9 +458,14 @@ def measure_pipeline(variant, cfg, size, normaliser, train_set, warmup, steps, d
     runner.train()
     order = train_sampler(train_set, cfg)
     feed = _epochs(make_loader(train_set, cfg, rt, order, drop_last=True), order)
-    for _ in range(warmup):
-        x, y, params = next(feed)
+
+    def step(batch):
+        x, y, params = batch
         opt.step(runner, inputs(x, params), y.to(device, non_blocking=True), rt)
+
+    for _ in range(warmup):
+        step(next(feed))
+    syncs = _host_syncs(lambda: step(next(feed))) if device.type == "cuda" else None
     _sync(device)
     clock = LoaderClock()
     timed = clock(_take(feed, steps))
@@ -463,9 +474,9 @@ def measure_pipeline(variant, cfg, size, normaliser, train_set, warmup, steps, d
         sampler.start()
     started = time.perf_counter()
     images = 0
-    for x, y, params in timed:
-        opt.step(runner, inputs(x, params), y.to(device, non_blocking=True), rt)
-        images += len(x)
+    for batch in timed:
+        step(batch)
+        images += len(batch[0])
     _sync(device)
     elapsed = time.perf_counter() - started
     utilisation = sampler.mean() if sampler else None
@@ -474,7 +485,25 @@ def measure_pipeline(variant, cfg, size, normaliser, train_set, warmup, steps, d
         "images_per_s": images / elapsed,
         "data_wait": clock.seconds / elapsed,
         "utilisation": utilisation,
+        "syncs": syncs,
     }
+
+
+def _host_syncs(step) -> tuple[int, str]:
+    """Host-GPU synchronisations in one call of ``step`` (CUDA's sync debug mode): each one
+    stalls the CPU until the GPU catches up, so a step should have none."""
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                step()
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+    except Exception as error:  # a diagnostic only: never the bench's end
+        return -1, f"{type(error).__name__}: {error}"[:160]
+    found = [str(w.message).splitlines()[0] for w in caught if "synchroniz" in str(w.message)]
+    return len(found), found[0] if found else ""
 
 
 def _epochs(loader, order):
