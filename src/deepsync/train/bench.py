@@ -110,13 +110,16 @@ def main(argv: list[str] | None = None) -> int:
         epilog="Settings as for deepsync: --profile (default gpu) then --set section.key=value.",
     )
     parser.add_argument("--profile", default="gpu", help="TOML profile (default gpu)")
-    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="a setting"
+    )
     parser.add_argument("--steps", type=int, help="timed steps per variant (GPU 50, CPU 2)")
     parser.add_argument("--warmup", type=int, help="untimed steps first (GPU 10, CPU 1)")
     parser.add_argument("--batch-size", type=int, help="default: cnn.batch_size (CPU: at most 8)")
     parser.add_argument(
         "--variants",
-        help=f"comma-separated, of {', '.join(VARIANTS)} (default: all; CPU: no compile)",
+        help=f"comma-separated, of {', '.join(VARIANTS)} (default: fp32 and the three of the "
+        "GPU's half type, bf16 from compute capability 8, else fp16; CPU: bf16, no compile)",
     )
     parser.add_argument(
         "--workers",
@@ -125,7 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--reps", type=int, default=1, help="sweeps over the variants, alternating (default 1)"
     )
-    parser.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto")
+    parser.add_argument(
+        "--device", choices=["auto", "cuda", "cpu"], default="auto", help="default: a GPU if any"
+    )
     args = parser.parse_args(argv)
     try:
         config = load_config(Path(args.profile), args.set)
