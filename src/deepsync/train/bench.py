@@ -212,7 +212,7 @@ def run_bench(
             )
             _release(device)  # the variant's model, optimiser and compiled graphs
     figures = [_median(list(runs)) for runs in zip(*sweeps, strict=True)]
-    print(f"  {'model alone':<46} {'images/s':>8} vs fp32 {'ms/step':>8}")
+    print("model alone (float16 batches already on the device; normalise, augment, step):")
     for f in figures:
         _say(f, figures[0])
     print("loader alone (augmented stacks, the real DataLoader, no model):")
