@@ -22,8 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from deepsync.train.model import CHANNELS
+
 MASKS = 2  # at most this many time masks, and this many frequency masks, per stack
-CHANNELS = 16
 SHIFT, TIME_MASKS, BAND_MASKS, GAINS = 0, 1, 1 + 2 * MASKS, 1 + 4 * MASKS
 PARAMS = GAINS + CHANNELS  # shift; (start, length) per time mask, then per band mask; gains
 

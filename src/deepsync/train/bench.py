@@ -40,6 +40,7 @@ from deepsync.train.cnn import (
     train_sampler,
 )
 from deepsync.train.dataset import Normaliser, StackDataset
+from deepsync.train.folds import training_segments
 from deepsync.train.model import build_model
 
 # timm's own training benchmark (results/benchmark-train-amp-*-pt112-cu113-rtx3090.csv in
@@ -133,6 +134,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
+        workers = [int(w) for w in args.workers.split(",")] if args.workers else None
+    except ValueError:
+        print(f"bench-train: --workers takes numbers, e.g. 0,4 (not {args.workers!r})")
+        return 2
+    try:
         config = load_config(Path(args.profile), args.set)
         run_bench(
             config,
@@ -142,13 +148,10 @@ def main(argv: list[str] | None = None) -> int:
             reps=args.reps,
             batch_size=args.batch_size,
             variants=args.variants.split(",") if args.variants else None,
-            workers=[int(w) for w in args.workers.split(",")] if args.workers else None,
+            workers=workers,
         )
     except DeepSyncError as error:
         print(f"bench-train: {error}")
-        return 2
-    except ValueError as error:
-        print(f"bench-train: {error}; --workers takes numbers, e.g. 0,4")
         return 2
     return 0
 
@@ -279,8 +282,7 @@ def bench_dataset(config: Config) -> tuple[StackDataset, Normaliser]:
         prepare(config, workers=os.cpu_count() or 1)
         build_features(config, workers=os.cpu_count() or 1)
     cache = FeatureCache.open(folder)
-    segments = cache.segments
-    train = segments[(segments["split"] == "train") & (segments["status"] == "ok")]
+    train = training_segments(cache.segments)
     if train.empty:
         raise DeepSyncError(f"no training stacks in {folder}; run `make data features`")
     rows, labels = train["row"].to_numpy(), train["label"].to_numpy()
@@ -295,26 +297,36 @@ def bench_dataset(config: Config) -> tuple[StackDataset, Normaliser]:
 
 def _device_batches(train_set, cfg, device, count):
     """``count`` real training batches, staged on the device once."""
+    order = train_sampler(train_set, cfg)
     loader = make_loader(
         train_set,
         dataclasses.replace(cfg, loader_workers=0),
         Runtime(device, None, False),
-        train_sampler(train_set, cfg),
+        order,
         drop_last=True,
     )
-    batches = []
-    while len(batches) < count:
-        for x, y, params in loader:
-            batches.append((x.to(device), y.to(device), params.to(device)))
-            if len(batches) == count:
-                break
-        else:
-            if not batches:
-                raise DeepSyncError(
-                    f"fewer training stacks ({len(train_set)}) than one batch "
-                    f"({cfg.batch_size}); lower cnn.batch_size"
-                )
-    return batches
+    if len(loader) == 0:
+        raise DeepSyncError(
+            f"fewer training stacks ({len(train_set)}) than one batch "
+            f"({cfg.batch_size}); lower cnn.batch_size"
+        )
+    return [tuple(t.to(device) for t in batch) for batch in _take(_epochs(loader, order), count)]
+
+
+def _trainer(variant, cfg, size, normaliser, device, steps):
+    """A fresh model of ``variant`` and its training step on one loader batch (x, y, params)."""
+    rt = variant.runtime(device)
+    inputs = ModelInput(rt, normaliser)
+    model = _fresh_model(variant, cfg, size, device)
+    opt = Optimisation.build(model, cfg, rt, steps)
+    runner = torch.compile(model) if variant.compile else model
+    runner.train()
+
+    def step(x, y, params):
+        x = inputs(x, params if cfg.augment else None)
+        return opt.step(runner, x, y.to(device, non_blocking=True), rt)
+
+    return step
 
 
 def _fresh_model(variant, cfg, size, device):
@@ -344,18 +356,11 @@ def measure_model(variant, cfg, size, normaliser, batches, warmup, steps, device
     """``variant``'s training steps on float16 batches already on the device: normalising,
     augmenting and the model's step, without the loader."""
     figures = Figures(variant)
-    rt = variant.runtime(device)
-    inputs = ModelInput(rt, normaliser)
     try:
-        model = _fresh_model(variant, cfg, size, device)
-        opt = Optimisation.build(model, cfg, rt, warmup + steps)
-        runner = torch.compile(model) if variant.compile else model
-        runner.train()
-        staged = [(x, y, params if cfg.augment else None) for x, y, params in batches]
+        train_step = _trainer(variant, cfg, size, normaliser, device, warmup + steps)
 
         def step(i):
-            x, y, params = staged[i % len(staged)]
-            return opt.step(runner, inputs(x, params), y, rt)
+            return train_step(*batches[i % len(batches)])
 
         if device.type == "cuda":
             torch.cuda.empty_cache()
@@ -455,18 +460,13 @@ class Utilisation(threading.Thread):
 
 def measure_pipeline(variant, cfg, size, normaliser, train_set, warmup, steps, device) -> dict:
     """``variant`` fed by the real loader, as `make train` runs it."""
-    rt = variant.runtime(device)
-    inputs = ModelInput(rt, normaliser)
-    model = _fresh_model(variant, cfg, size, device)
-    opt = Optimisation.build(model, cfg, rt, warmup + steps)
-    runner = torch.compile(model) if variant.compile else model
-    runner.train()
+    train_step = _trainer(variant, cfg, size, normaliser, device, warmup + steps)
     order = train_sampler(train_set, cfg)
-    feed = _epochs(make_loader(train_set, cfg, rt, order, drop_last=True), order)
+    loader = make_loader(train_set, cfg, variant.runtime(device), order, drop_last=True)
+    feed = _epochs(loader, order)
 
     def step(batch):
-        x, y, params = batch
-        opt.step(runner, inputs(x, params), y.to(device, non_blocking=True), rt)
+        train_step(*batch)
 
     for _ in range(warmup):
         step(next(feed))

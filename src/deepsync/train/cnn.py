@@ -101,7 +101,7 @@ class ModelInput:
     """
 
     def __init__(self, rt: Runtime, normaliser: Normaliser):
-        self.rt, self.normaliser = rt, normaliser
+        self.rt = rt
         self.mean = torch.from_numpy(normaliser.mean).to(rt.device)
         self.std = torch.from_numpy(normaliser.std).to(rt.device)
 
