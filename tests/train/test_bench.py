@@ -57,6 +57,50 @@ def test_sweeps_alternate_the_variants_and_report_medians(config, capsys, monkey
     assert not bench._median(runs).stable  # one unstable sweep marks the variant
 
 
+@pytest.fixture
+def timm_has_test_resnet(monkeypatch):
+    published = {"nchw": 100.0, "nhwc": 200.0, "batch": 6, "size": 299}
+    monkeypatch.setitem(bench.TIMM_TRAIN, "test_resnet", published)
+    calls, real = [], bench.measure_model
+
+    def recorded(variant, cfg, *args):
+        calls.append((variant.key, cfg.batch_size))
+        return real(variant, cfg, *args)
+
+    monkeypatch.setattr(bench, "measure_model", recorded)
+    return calls
+
+
+def test_half_precision_variants_are_measured_again_at_timms_batch(
+    config, capsys, timm_has_test_resnet
+):
+    keys = ["fp32", "bf16", "bf16-cl"]
+    run_bench(config, steps=1, warmup=0, batch_size=4, variants=keys, timm_batch=6)
+    out = capsys.readouterr().out
+    assert timm_has_test_resnet == [(k, 4) for k in keys] + [("bf16", 6), ("bf16-cl", 6)]
+    assert "RTX 3090, AMP, batch 6, 299x299, 3 channels): 100.0 images/s NCHW, 200.0 NHWC" in out
+    lines = [line for line in out.splitlines() if line.startswith("  ours, ")]
+    assert [line.split(",")[1].strip() for line in lines] == [
+        "bf16 autocast",
+        "bf16 autocast + channels_last",
+    ]
+    for line, published in zip(lines, (100.0, 200.0), strict=True):
+        assert "batch 6, " in line and "16 channels" in line
+        speed = float(line.split(": ")[1].split(" images/s")[0])
+        assert line.endswith(
+            f"{speed / published:.2f}x timm's {'NHWC' if published == 200 else 'NCHW'}"
+        )
+
+
+@pytest.mark.parametrize("timm_batch", [0, 4, 10_000])
+def test_timms_batch_falls_back_to_the_benchs_own(config, capsys, timm_has_test_resnet, timm_batch):
+    run_bench(config, steps=1, warmup=0, batch_size=4, variants=["bf16"], timm_batch=timm_batch)
+    out = capsys.readouterr().out
+    assert timm_has_test_resnet == [("bf16", 4)]  # measured once, at the bench's batch
+    assert "  ours, bf16 autocast, batch 4, " in out
+    assert ("more than the" in out) == (timm_batch == 10_000)
+
+
 def test_a_failing_variant_is_reported_and_the_rest_still_run(config, capsys, monkeypatch):
     def no_compiler(*args, **kwargs):
         raise RuntimeError("no working C++ compiler\nsecond line")
@@ -100,3 +144,5 @@ def test_bad_arguments_are_one_line_errors(capsys):
     assert all(key in out for key in VARIANTS)
     assert bench.main(["--workers", "two"]) == 2
     assert "--workers takes numbers" in capsys.readouterr().out
+    assert bench.main(["--timm-batch", "-1"]) == 2
+    assert "--timm-batch >= 0" in capsys.readouterr().out

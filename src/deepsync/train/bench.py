@@ -6,8 +6,9 @@ bf16 + channels_last and bf16 + channels_last + torch.compile, each on batches a
 on the device (the model alone), as ratios to fp32; the loader's samples/s alone, with
 no workers and with the profile's; then the fastest stable variant fed by the real
 loader, with GPU utilisation and the share of step time spent waiting for data; and
-timm's published training figures for the model. Without a GPU the same runs on the
-CPU with fewer steps and no compile (a smoke run: CPU figures only).
+the eager half-precision variants again at the batch of timm's published training
+figures for the model, set against those. Without a GPU the same runs on the CPU with
+fewer steps, no compile and no second batch size (a smoke run: CPU figures only).
 """
 
 from __future__ import annotations
@@ -132,6 +133,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--device", choices=["auto", "cuda", "cpu"], default="auto", help="default: a GPU if any"
     )
+    parser.add_argument(
+        "--timm-batch",
+        type=int,
+        help="batch for the comparison with timm's figures (default: timm's own, 192, on a "
+        "GPU; on the CPU, and with 0, the bench's batch)",
+    )
     args = parser.parse_args(argv)
     try:
         workers = [int(w) for w in args.workers.split(",")] if args.workers else None
@@ -149,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
             batch_size=args.batch_size,
             variants=args.variants.split(",") if args.variants else None,
             workers=workers,
+            timm_batch=args.timm_batch,
         )
     except DeepSyncError as error:
         print(f"bench-train: {error}")
@@ -166,6 +174,7 @@ def run_bench(
     batch_size: int | None = None,
     variants: list[str] | None = None,
     workers: list[int] | None = None,
+    timm_batch: int | None = None,
 ) -> list[Figures]:
     """Measure and print; the model-alone figures of every variant, in order."""
     choice, device = device, _device(device)
@@ -185,9 +194,10 @@ def run_bench(
         if batch_size is not None
         else (cfg.batch_size if gpu else min(8, cfg.batch_size))
     )
-    if min(steps, batch_size, reps) < 1 or warmup < 0 or min(workers or [0]) < 0:
+    if min(steps, batch_size, reps) < 1 or min(warmup, timm_batch or 0, *workers or [0]) < 0:
         raise DeepSyncError(
-            "--steps, --reps and --batch-size must be >= 1, --warmup and --workers >= 0"
+            "--steps, --reps and --batch-size must be >= 1, "
+            "--warmup, --workers and --timm-batch >= 0"
         )
     cfg = dataclasses.replace(cfg, batch_size=batch_size)
     cores = len(os.sched_getaffinity(0))  # make_loader uses at most one worker per core
@@ -244,7 +254,18 @@ def run_bench(
             f"host-GPU synchronisations in one fed training step: {count}"
             + (f" (first: {first})" if first else "")
         )
-    _compare_with_timm(cfg.model, figures, cfg.batch_size, size)
+    published = TIMM_TRAIN.get(cfg.model.split(".")[0])
+    if published is None:
+        print(f"timm publishes no training figure for {cfg.model} in this table")
+    else:
+        if timm_batch is None:
+            timm_batch = published["batch"] if gpu else 0
+        del batches  # the bench batch's stacks: room for timm's
+        _release(device)
+        compared = _at_timm_batch(
+            figures, timm_batch, cfg, size, normaliser, train_set, warmup, steps, device
+        )
+        _compare_with_timm(cfg.model, published, compared, size)
     print(
         f"fastest stable: {best.variant.name} (cnn.precision={best.variant.precision}, "
         f"cnn.channels_last={str(best.variant.channels_last).lower()}, "
@@ -525,24 +546,47 @@ def _take(iterator, count):
         yield next(iterator)
 
 
-def _compare_with_timm(model: str, figures: list[Figures], batch: int, size) -> None:
-    published = TIMM_TRAIN.get(model.split(".")[0])
-    if published is None:
-        print(f"timm publishes no training figure for {model} in this table")
-        return
-    ours = {f.variant.key: f for f in figures if f.stable}
+def _at_timm_batch(figures, batch, cfg, size, normaliser, train_set, warmup, steps, device):
+    """The eager half-precision variants' figures at ``batch`` (timm's): measured again
+    there, or the bench's own where ``batch`` is 0, the bench's, or more than the stacks."""
+    comparable = [f for f in figures if f.variant.precision != "fp32" and not f.variant.compile]
+    if not batch or batch == cfg.batch_size or not comparable:
+        return comparable, cfg.batch_size
+    if batch > len(train_set):
+        print(
+            f"timm's batch {batch} is more than the {len(train_set)} training stacks: "
+            f"compared at batch {cfg.batch_size}"
+        )
+        return comparable, cfg.batch_size
+    cfg = dataclasses.replace(cfg, batch_size=batch)
+    batches = _device_batches(train_set, cfg, device, count=min(8, warmup + steps))
+    again = []
+    for f in comparable:
+        again.append(
+            measure_model(f.variant, cfg, size, normaliser, batches, warmup, steps, device)
+        )
+        _release(device)
+    return again, batch
+
+
+def _compare_with_timm(model: str, published: dict, compared, size) -> None:
+    figures, batch = compared
     print(
         f"timm's published training speed for {model} (RTX 3090, AMP, batch "
-        f"{published['batch']}, {published['size']}x{published['size']}): "
+        f"{published['batch']}, {published['size']}x{published['size']}, 3 channels): "
         f"{published['nchw']} images/s NCHW, {published['nhwc']} NHWC"
     )
-    pairs = (("bf16", "nchw"), ("bf16-cl", "nhwc"), ("fp16", "nchw"), ("fp16-cl", "nhwc"))
-    for key, layout in pairs:
-        if key in ours:
-            print(
-                f"  ours, {ours[key].variant.name}, batch {batch}, {size[0]}x{size[1]}: "
-                f"{ours[key].images_per_s / published[layout]:.2f}x timm's {layout.upper()}"
-            )
+    for f in figures:
+        layout = "nhwc" if f.variant.channels_last else "nchw"
+        head = f"  ours, {f.variant.name}, batch {batch}, {size[0]}x{size[1]}, 16 channels:"
+        if not f.stable:
+            print(f"{head} {f.error or 'UNSTABLE'}")
+            continue
+        print(
+            f"{head} {f.images_per_s:.1f} images/s, "
+            + (f"peak {f.peak_mib:.0f} MiB, " if math.isfinite(f.peak_mib) else "")
+            + f"{f.images_per_s / published[layout]:.2f}x timm's {layout.upper()}"
+        )
 
 
 if __name__ == "__main__":
