@@ -262,10 +262,11 @@ def run_bench(
             timm_batch = published["batch"] if gpu else 0
         del batches  # the bench batch's stacks: room for timm's
         _release(device)
-        compared = _at_timm_batch(
+        compared, at = _at_timm_batch(
             figures, timm_batch, cfg, size, normaliser, train_set, warmup, steps, device
         )
-        _compare_with_timm(cfg.model, published, compared, size)
+        shape = (train_set.stacks.shape[1], *size)
+        _compare_with_timm(cfg.model, published, compared, at, shape)
     print(
         f"fastest stable: {best.variant.name} (cnn.precision={best.variant.precision}, "
         f"cnn.channels_last={str(best.variant.channels_last).lower()}, "
@@ -569,8 +570,10 @@ def _at_timm_batch(figures, batch, cfg, size, normaliser, train_set, warmup, ste
     return again, batch
 
 
-def _compare_with_timm(model: str, published: dict, compared, size) -> None:
-    figures, batch = compared
+def _compare_with_timm(model: str, published: dict, figures, batch: int, shape) -> None:
+    """Our ``figures`` at ``batch`` on inputs of ``shape`` (channels, height, width) set
+    against timm's ``published`` ones."""
+    channels, height, width = shape
     print(
         f"timm's published training speed for {model} (RTX 3090, AMP, batch "
         f"{published['batch']}, {published['size']}x{published['size']}, 3 channels): "
@@ -578,9 +581,9 @@ def _compare_with_timm(model: str, published: dict, compared, size) -> None:
     )
     for f in figures:
         layout = "nhwc" if f.variant.channels_last else "nchw"
-        head = f"  ours, {f.variant.name}, batch {batch}, {size[0]}x{size[1]}, 16 channels:"
+        head = f"  ours, {f.variant.name}, batch {batch}, {height}x{width}, {channels} channels:"
         if not f.stable:
-            print(f"{head} {f.error or 'UNSTABLE'}")
+            print(f"{head} " + (f"failed: {f.error}" if f.error else "UNSTABLE"))
             continue
         print(
             f"{head} {f.images_per_s:.1f} images/s, "
