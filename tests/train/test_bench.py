@@ -133,7 +133,11 @@ def test_a_variant_whose_loss_is_not_finite_is_never_picked(config, capsys, monk
 def test_the_bench_builds_a_missing_cache_first(tiny_set, tmp_path, capsys):
     config = tiny_config(tiny_set, tmp_path, *SMALL)
     dataset, _ = bench_dataset(config)
-    assert "building it (make data features)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "building it (make data features)" in out
+    # the same summaries as `make data` and `make features` print
+    assert "data: dir source, " in out and "problems: none" in out
+    assert "features: " in out and " computed, 0 already cached, 0 failed" in out
     assert (tmp_path / "cache").is_dir() and len(dataset) > 0
     assert set(dataset.labels.tolist()) == {0, 1}
 

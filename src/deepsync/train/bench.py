@@ -297,12 +297,13 @@ def bench_dataset(config: Config) -> tuple[StackDataset, Normaliser]:
 
     folder = cache_folder(config.features)
     if not (folder / "segments.csv").exists():
-        from deepsync.data.stage import prepare
-        from deepsync.features.stage import build_features
+        from deepsync.data import stage as data_stage
+        from deepsync.features import stage as features_stage
 
         print(f"bench-train: no feature cache at {folder}: building it (make data features)")
-        prepare(config, workers=os.cpu_count() or 1)
-        build_features(config, workers=os.cpu_count() or 1)
+        workers = os.cpu_count() or 1
+        print(data_stage.summary(data_stage.prepare(config, workers=workers)))
+        print(features_stage.summary(features_stage.build_features(config, workers=workers)))
     cache = FeatureCache.open(folder)
     train = training_segments(cache.segments)
     if train.empty:
