@@ -137,23 +137,22 @@ def as_batch(batch):
 class EpochSampler(Sampler):
     """One epoch's ``(item, seed)`` pairs over ``size`` items, all from ``set_epoch``'s seed.
 
-    Order: a permutation (``shuffle``), draws with replacement that give both classes the
-    same weight (``labels`` given: balanced batches), or 0..size-1; ``limit`` keeps the
-    first items only. The sampler runs in the training process, so a new epoch seed
-    reaches persistent loader workers through the indices, and every item's crop and
-    augmentation are the same whichever worker serves it.
+    Order: a permutation, or draws with replacement that give both classes the same
+    weight (``labels`` given: balanced batches); ``limit`` keeps the first items only. The
+    sampler runs in the training process, so a new epoch seed reaches persistent loader
+    workers through the indices, and every item's crop and augmentation are the same
+    whichever worker serves it.
     """
 
     def __init__(
         self,
         size: int,
         *,
-        shuffle: bool = True,
         labels: np.ndarray | None = None,
         limit: int | None = None,
         seed: int = 0,
     ):
-        self.size, self.shuffle, self.seed = size, shuffle, seed
+        self.size, self.seed = size, seed
         self.labels = None if labels is None else np.asarray(labels).astype(int)
         self.limit = size if limit is None else min(limit, size)
 
@@ -168,10 +167,8 @@ class EpochSampler(Sampler):
         if self.labels is not None:
             weights = 1.0 / np.bincount(self.labels, minlength=2)[self.labels]
             order = rng.choice(self.size, self.size, p=weights / weights.sum())
-        elif self.shuffle:
-            order = rng.permutation(self.size)
         else:
-            order = np.arange(self.size)
+            order = rng.permutation(self.size)
         order = order[: self.limit]
         seeds = rng.integers(0, 2**63 - 1, len(order))
         return iter(zip(order.tolist(), seeds.tolist(), strict=True))
