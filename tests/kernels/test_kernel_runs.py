@@ -1,6 +1,7 @@
 """Rendered kernel scripts run end to end here, and come home through the real kaggle client."""
 
 import dataclasses
+import getpass
 import json
 import re
 import subprocess
@@ -63,12 +64,17 @@ def test_a_whole_kernel_runs_on_the_segments_and_writes_a_valid_submission(
 
 
 def test_per_patient_kernels_on_the_cache_are_pushed_watched_and_merged(
-    tiny_cache, tiny_set, tmp_path, kaggle_server
+    tiny_cache, tiny_set, tmp_path, kaggle_server, monkeypatch
 ):
     config = kernel_config(tiny_cache, tiny_set, tmp_path, "kernels.patients=1,2")
     bundles = bundle.render(config, USER)
+    scratch = tmp_path / "tmp"  # the kernels' temporary folder
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
     runs = run_locally(bundles, local_input(config, USER), config.kernels.folder)
     assert [r.returncode for r in runs] == [0, 0]
+    left = [p.name for p in scratch.iterdir() if p.name != f"torchinductor_{getpass.getuser()}"]
+    assert left == []  # the unpacked package and the cache's link are gone (torch's cache stays)
     assert not (runs[0].working / "submissions").exists()  # one patient: no submission
 
     pushed = remote.push(bundles)
@@ -135,10 +141,12 @@ def test_the_cache_goes_up_as_a_private_dataset_then_as_versions(
     assert kaggle_server.datasets[ref]["versions"] == 2
 
 
-def test_a_kernel_without_inputs_says_what_to_attach(tiny_cache, tiny_set, tmp_path):
+def test_a_kernel_without_inputs_says_what_to_attach(tiny_cache, tiny_set, tmp_path, monkeypatch):
     config = kernel_config(tiny_cache, tiny_set, tmp_path)
     (made,) = bundle.render(config, USER)
-    (tmp_path / "empty").mkdir()
+    for folder in ("empty", "tmp"):
+        (tmp_path / folder).mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))  # the kernel's temporary folder
     done = subprocess.run(
         [
             sys.executable,
@@ -154,6 +162,7 @@ def test_a_kernel_without_inputs_says_what_to_attach(tiny_cache, tiny_set, tmp_p
     assert done.returncode == 2
     (line,) = done.stderr.strip().splitlines()
     assert "no segments and no feature cache" in line and "deepsync-kernels-input" in line
+    assert list((tmp_path / "tmp").iterdir()) == []  # nothing left behind after an error
 
 
 def test_an_attached_cache_made_with_other_settings_is_refused(tiny_cache, tiny_set, tmp_path):
@@ -166,10 +175,12 @@ def test_an_attached_cache_made_with_other_settings_is_refused(tiny_cache, tiny_
     found = find_inputs(root)
     assert found.cache is not None and found.data is None
     with pytest.raises(DeepSyncError, match="other \\[features\\] settings"):
-        settings_for_kernel(bundle.bundle_settings(other), None, found, tmp_path / "w")
+        settings_for_kernel(bundle.bundle_settings(other), None, found, tmp_path / "w", tmp_path)
     with_weights = dataclasses.replace(
         config, cnn=dataclasses.replace(config.cnn, pretrained_file=Path("/x/w.safetensors"))
     )
     with pytest.raises(DeepSyncError, match="w.safetensors .*kernels.weights_dataset"):
-        settings_for_kernel(bundle.bundle_settings(with_weights), None, found, tmp_path / "w")
+        settings_for_kernel(
+            bundle.bundle_settings(with_weights), None, found, tmp_path / "w", tmp_path
+        )
     assert re.search("datasets/", str(found.cache))

@@ -49,6 +49,7 @@ import base64
 import io
 import json
 import os
+import shutil
 import sys
 import tarfile
 import tempfile
@@ -69,17 +70,20 @@ def main(argv=None):
     parser.add_argument("--input", default="/kaggle/input", help="where the inputs are mounted")
     parser.add_argument("--working", default="/kaggle/working", help="where outputs go")
     args = parser.parse_args(argv)
-    package = tempfile.mkdtemp(prefix="deepsync-")
-    with tarfile.open(fileobj=io.BytesIO(base64.b64decode(PAYLOAD)), mode="r:gz") as archive:
-        try:
-            archive.extractall(package, filter="data")
-        except TypeError:  # Python before 3.11.4: no extraction filters
-            archive.extractall(package)
-    sys.path.insert(0, package)
-    os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(package, "numba-cache"))
-    from deepsync.kernels.entry import run_kernel
+    package = tempfile.mkdtemp(prefix="deepsync-")  # gone at the end, even after a crash
+    try:
+        with tarfile.open(fileobj=io.BytesIO(base64.b64decode(PAYLOAD)), mode="r:gz") as archive:
+            try:
+                archive.extractall(package, filter="data")
+            except TypeError:  # Python before 3.11.4: no extraction filters
+                archive.extractall(package)
+        sys.path.insert(0, package)
+        os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(package, "numba-cache"))
+        from deepsync.kernels.entry import run_kernel
 
-    return run_kernel(KERNEL, SETTINGS, PATIENTS, DATASETS, args.input, args.working)
+        return run_kernel(KERNEL, SETTINGS, PATIENTS, DATASETS, args.input, args.working)
+    finally:
+        shutil.rmtree(package, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -77,9 +77,13 @@ def _holds_segments(dirs: list[str], files: list[str]) -> bool:
 
 
 def kernel_config(
-    settings: dict, patients: list[int] | None, found: Inputs, working: Path
+    settings: dict, patients: list[int] | None, found: Inputs, working: Path, scratch: Path
 ) -> Config:
-    """The rendered settings, with this kernel's inputs and output folders."""
+    """The rendered settings, with this kernel's inputs and output folders.
+
+    ``scratch``: a folder for this run only (outside the outputs), for the attached
+    cache's link.
+    """
     values = copy.deepcopy(settings)
     working = Path(working)
     if found.data is not None and found.cache is None:
@@ -99,11 +103,11 @@ def kernel_config(
         values["cnn"]["pretrained_file"] = str(found.weights[weights])
     config = from_dict(values)
     if found.cache is not None:
-        config = _use_attached_cache(config, values, found.cache)
+        config = _use_attached_cache(config, values, found.cache, Path(scratch))
     return config
 
 
-def _use_attached_cache(config: Config, values: dict, cache: Path) -> Config:
+def _use_attached_cache(config: Config, values: dict, cache: Path, scratch: Path) -> Config:
     """Point the features at an attached (read-only) cache made with the same settings."""
     made = json.loads((cache / "params.json").read_text()).get("hash")
     wanted = params_hash(config.features)
@@ -113,9 +117,8 @@ def _use_attached_cache(config: Config, values: dict, cache: Path) -> Config:
             f"this kernel's are {wanted}): upload it again with `make kaggle-dataset`, or "
             "render the kernel with the settings it was made with"
         )
-    links = Path(tempfile.mkdtemp(prefix="deepsync-cache-"))  # the cache's folder name
-    (links / f"features-{wanted}").symlink_to(cache.resolve(), target_is_directory=True)
-    values["features"]["cache_root"] = str(links)
+    (scratch / f"features-{wanted}").symlink_to(cache.resolve(), target_is_directory=True)
+    values["features"]["cache_root"] = str(scratch)  # the link gives the cache its folder name
     return from_dict(values)
 
 
@@ -140,9 +143,10 @@ def run_kernel(
                 "(train_1/..., test_1_new/...) or the cache from `make kaggle-dataset`"
             )
         working.mkdir(parents=True, exist_ok=True)
-        config = kernel_config(settings, patients, found, working)
-        _say(f"{kernel}: patients {patients or 'all'}; input {found.cache or found.data}")
-        _stages(config, found, patients, working)
+        with tempfile.TemporaryDirectory(prefix="deepsync-cache-") as scratch:
+            config = kernel_config(settings, patients, found, working, Path(scratch))
+            _say(f"{kernel}: patients {patients or 'all'}; input {found.cache or found.data}")
+            _stages(config, found, patients, working)
     except DeepSyncError as error:
         print(f"deepsync kernel: error: {error}", file=sys.stderr)
         return 2
