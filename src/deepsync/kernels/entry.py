@@ -103,7 +103,7 @@ def kernel_config(
         values["cnn"]["pretrained_file"] = str(found.weights[weights])
     config = from_dict(values)
     if found.cache is not None:
-        config = _use_attached_cache(config, values, found.cache, Path(scratch))
+        config = _use_attached_cache(config, values, found.cache, scratch)
     return config
 
 
