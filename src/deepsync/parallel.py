@@ -1,8 +1,9 @@
 """Work spread over processes, stoppable: Ctrl-C cancels what has not started.
 
-Workers ignore SIGINT, so an interrupt reaches only the main process. At most two jobs per
-worker are queued at a time; on an interrupt or an error the queued ones are cancelled, the
-running ones finish their (atomic) writes, the pool is shut down, and the exception goes on.
+Workers never see SIGINT (`quiet_children`), so an interrupt reaches only the main process.
+At most two jobs per worker are queued at a time; on an interrupt or an error the queued
+ones are cancelled, the running ones finish their (atomic) writes, the pool is shut down,
+and the exception goes on.
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ from __future__ import annotations
 import ctypes
 import multiprocessing
 import signal
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from typing import TypeVar
 
 Job = TypeVar("Job")
@@ -23,6 +26,33 @@ WORKER_MODULES = ("deepsync.data.synthetic", "deepsync.features.stage", "deepsyn
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 MMAP_THRESHOLD_BYTES = 32 << 20  # glibc's largest: a 15 MB segment buffer stays in the heap
 TRIM_THRESHOLD_BYTES = 128 << 20
+
+
+@contextmanager
+def quiet_children() -> Iterator[None]:
+    """Processes started inside never get SIGINT; a Ctrl-C meant for us waits for the end.
+
+    A terminal's Ctrl-C goes to every process of the group. A child still starting up (the
+    forkserver importing numpy and numba, a spawned worker importing torch: seconds) would
+    die of it with a traceback, and one half started when the parent gave up would be left
+    behind. Here SIGINT is blocked in this thread, a mask that children inherit through fork
+    and exec and keep, and in the main thread an interrupt is held until the block is done.
+    """
+    if not hasattr(signal, "pthread_sigmask"):  # Windows: no masks, no forkserver
+        yield
+        return
+    held: list[int] = []
+    hold = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, lambda signum, _: held.append(signum)) if hold else None
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a pending SIGINT is held now
+        if hold:
+            signal.signal(signal.SIGINT, previous)  # runs the held handler first
+            if held:
+                signal.raise_signal(signal.SIGINT)  # as if it came now: KeyboardInterrupt
 
 
 def _start_worker(initializer: Callable[[], None] | None) -> None:
@@ -78,7 +108,8 @@ def parallel_map(
             while len(pending) >= QUEUED_PER_WORKER * workers:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 yield from (future.result() for future in done)
-            pending.add(pool.submit(func, job))
+            with quiet_children():  # a submit may start a worker (the first, the forkserver)
+                pending.add(pool.submit(func, job))
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             yield from (future.result() for future in done)

@@ -1,7 +1,13 @@
 """`deepsync train` end to end on the tiny cache, and the leak check on the default set."""
 
+import contextlib
 import dataclasses
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pandas as pd
@@ -79,6 +85,69 @@ def test_folds_in_their_own_processes_give_what_one_process_gives(trained, tmp_p
     theirs = pd.read_csv(report.folder / "cnn" / "oof.csv")
     assert list(ours["segment"]) == list(theirs["segment"])  # the same order as in-process
     assert np.allclose(ours["score"], theirs["score"], atol=1e-3)
+
+
+@pytest.mark.parametrize("to", ["group", "main"])
+def test_ctrl_c_stops_folds_in_their_own_processes_at_once(trained, tmp_path, to):
+    """A terminal's Ctrl-C reaches the whole process group; `kill -INT` only the main one.
+
+    Either way the running folds stop where they are and no queued fold begins: with
+    folds of a thousand epochs, a fold that carried on would never let the process end.
+    """
+    config, cache, _ = trained
+    settings = [
+        "data.source=dir",
+        f"data.data_dir={tiny_set_of(cache)}",
+        f"data.root={config.data.root}",
+        f"features.cache_root={config.features.cache_root}",
+        f"train.runs_root={tmp_path / 'runs'}",
+        "train.folds=2",
+        "train.models=cnn",
+        *FAST_CNN,  # the later settings win
+        "cnn.epochs=1000",
+        "cnn.patience=1000",
+        "cnn.fold_processes=2",
+    ]
+    args = [sys.executable, "-m", "deepsync", "--no-progress"]
+    args += [part for setting in settings for part in ("--set", setting)] + ["train"]
+    process = subprocess.Popen(
+        args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as in a terminal
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while not list(tmp_path.glob("runs/*/cnn/*/*/last.pt")):  # a worker finished an epoch
+            if process.poll() is not None:
+                pytest.fail(process.stderr.read())
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        if to == "group":
+            os.killpg(process.pid, signal.SIGINT)
+        else:
+            os.kill(process.pid, signal.SIGINT)
+        _, stderr = process.communicate(timeout=120)
+        assert process.returncode == 130 and "interrupted; rerun to resume" in stderr
+        assert "Traceback" not in stderr, stderr
+        assert not list(tmp_path.glob("runs/*/cnn/*/*/result.json"))  # no fold ran on
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and _group_alive(process.pid):
+            time.sleep(0.1)
+        assert not _group_alive(process.pid)  # no worker left behind
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def test_a_run_folder_with_other_settings_is_refused(trained):
