@@ -4,6 +4,7 @@ import dataclasses
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -84,31 +85,53 @@ def test_a_saved_fold_predicts_as_it_did_and_tta_averages_shifts(fold, tmp_path)
     assert tta_shifts(144, 2) == (0, 48, 96) and tta_shifts(10, 0) == (0,)
 
 
-def test_an_interrupted_fold_resumes_where_an_uninterrupted_one_ends(fold, tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def whole_fold(fold, tmp_path_factory):
+    """Three epochs without an interrupt."""
     stacks, data = fold
     cfg = dataclasses.replace(FAST, epochs=3)
-    whole = fit_fold(stacks, data, cfg, 5, tmp_path / "whole", progress=False)
+    return cfg, fit_fold(stacks, data, cfg, 5, tmp_path_factory.mktemp("whole"), progress=False)
 
+
+@pytest.mark.parametrize("where", ["evaluating", "saving", "saved"])
+def test_an_interrupted_fold_resumes_where_an_uninterrupted_one_ends(
+    fold, whole_fold, tmp_path, monkeypatch, where
+):
+    """Ctrl-C in epoch two: while it is evaluated, or just before or after its last.pt."""
+    stacks, data = fold
+    cfg, whole = whole_fold
     calls = []
-    real_auc = cnn.auc
+    real_auc, real_save = cnn.auc, cnn._save
 
-    def interrupt_in_epoch_two(*args):
+    def interrupt_evaluating(*args):
         calls.append(1)
         if len(calls) == 2:
             raise KeyboardInterrupt
         return real_auc(*args)
 
-    monkeypatch.setattr(cnn, "auc", interrupt_in_epoch_two)
+    def interrupt_around_saving(state, path):
+        if path.name == "last.pt" and state["state"]["epoch"] == 2:
+            if where == "saved":
+                real_save(state, path)
+            raise KeyboardInterrupt
+        real_save(state, path)
+
+    if where == "evaluating":
+        monkeypatch.setattr(cnn, "auc", interrupt_evaluating)
+    else:
+        monkeypatch.setattr(cnn, "_save", interrupt_around_saving)
     with pytest.raises(KeyboardInterrupt):
         fit_fold(stacks, data, cfg, 5, tmp_path / "cut", progress=False)
     assert (tmp_path / "cut" / "last.pt").exists()
     assert not (tmp_path / "cut" / "result.json").exists()
     monkeypatch.setattr(cnn, "auc", real_auc)
+    monkeypatch.setattr(cnn, "_save", real_save)
     resumed = fit_fold(stacks, data, cfg, 5, tmp_path / "cut", progress=False)
     assert resumed["epochs_run"] == whole["epochs_run"] == 3
     assert np.allclose(resumed["valid_scores"], whole["valid_scores"], atol=1e-5)
     assert np.allclose(resumed["test_scores"], whole["test_scores"], atol=1e-5)
-    assert len((tmp_path / "cut" / "log.csv").read_text().splitlines()) == 4
+    log = pd.read_csv(tmp_path / "cut" / "log.csv")
+    assert list(log["epoch"]) == [1, 2, 3]  # every epoch once: none missing, none twice
 
 
 def test_loader_workers_change_nothing_but_speed(fold, tmp_path):

@@ -2,9 +2,9 @@
 
 The loop, top to bottom: AdamW on the parameters that learn, linear warm-up then cosine
 decay per step, gradient clipping, bf16/fp16 autocast and channels_last on a GPU, early
-stopping on the validation fold's AUC. After every epoch the whole training state goes
-to ``last.pt`` (written to a temporary name, then renamed) and the epoch's figures to
-``log.csv``; a rerun resumes from ``last.pt``. Each epoch reseeds shuffling, crops and
+stopping on the validation fold's AUC. After every epoch its figures go to ``log.csv``
+and the whole training state to ``last.pt`` (written to a temporary name, then renamed);
+a rerun resumes from ``last.pt``. Each epoch reseeds shuffling, crops and
 augmentation from (seed, epoch), so a resumed run ends where an uninterrupted one would.
 """
 
@@ -127,6 +127,23 @@ def _save(state: dict, path: Path) -> None:
     partial = path.with_name(path.name + ".partial")
     torch.save(state, partial)
     os.replace(partial, path)
+
+
+def _start_log(log: Path, epochs_done: int) -> None:
+    """A new ``log.csv``, or the old one cut to the epochs that ``last.pt`` holds.
+
+    An epoch's line is written just before its ``last.pt``: an interrupt between the two
+    leaves a line for an epoch the resumed run trains again.
+    """
+    kept = [LOG_COLUMNS]
+    if epochs_done and log.exists():
+        with open(log, newline="") as handle:
+            rows = list(csv.reader(handle))[1:]
+        kept += [row for row in rows if row and row[0].isdigit() and int(row[0]) <= epochs_done]
+    partial = log.with_name(log.name + ".partial")
+    with open(partial, "w", newline="") as handle:
+        csv.writer(handle).writerows(kept)
+    os.replace(partial, log)
 
 
 def _schedule(cfg: CnnConfig, steps_per_epoch: int):
@@ -410,9 +427,7 @@ def fit_fold(
         opt.load_state_dict(saved)
         state = saved["state"]
     log = folder / "log.csv"
-    if state["epoch"] == 0:
-        with open(log, "w", newline="") as handle:
-            csv.writer(handle).writerow(LOG_COLUMNS)
+    _start_log(log, state["epoch"])
 
     bar = tqdm(
         total=cfg.epochs * steps,
@@ -453,14 +468,14 @@ def fit_fold(
                 )
             else:
                 state["stale"] += 1
-            _save({"model": model.state_dict(), **opt.state_dict(), "state": state}, last)
             row = [epoch, train_loss if images else math.nan, score, state["best_auc"]]
             row += [opt.scheduler.get_last_lr()[0], time.perf_counter() - started]
             row += [images / train_seconds, clock.seconds / train_seconds]
-            with open(log, "a", newline="") as handle:
+            with open(log, "a", newline="") as handle:  # first: a resume trims, never misses
                 csv.writer(handle).writerow(
                     [f"{v:.6g}" if isinstance(v, float) else v for v in row]
                 )
+            _save({"model": model.state_dict(), **opt.state_dict(), "state": state}, last)
             bar.set_postfix(
                 loss=f"{row[1]:.3f}", auc=f"{score:.3f}", best=f"{state['best_auc']:.3f}"
             )
