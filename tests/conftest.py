@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
 import warnings
 from pathlib import Path
 
@@ -44,6 +46,21 @@ FAST_CNN = [  # a 0.4 M-parameter timm model: the loop's behaviour, in seconds
     "cnn.batch_size=8",
     "cnn.patience=5",
 ]
+
+
+def start_as_in_a_terminal(args: list[str], **popen) -> subprocess.Popen:
+    """A process in its own group that Ctrl-C (SIGINT to the group) reaches as in a terminal.
+
+    A shell's background job ignores SIGINT and its children inherit that; a terminal's
+    foreground process does not.
+    """
+    return subprocess.Popen(
+        args,
+        text=True,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        **popen,
+    )
 
 
 def tiny_config(tiny_set, base, *extra):

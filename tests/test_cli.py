@@ -9,6 +9,7 @@ import pytest
 
 from deepsync.cli import build_parser
 from deepsync.config import SyntheticConfig
+from tests.conftest import start_as_in_a_terminal
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -137,16 +138,7 @@ def test_ctrl_c_leaves_no_half_file_and_a_rerun_completes(tmp_path):
         "--root",
         str(root),
     ]
-    process = subprocess.Popen(
-        args,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        # A shell's background job ignores SIGINT, and children inherit that: a terminal's
-        # process does not.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
+    process = start_as_in_a_terminal(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while not list(root.rglob("*.mat")) and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from deepsync.parallel import parallel_map, quiet_children
+from tests.conftest import start_as_in_a_terminal
 
 
 def square(x):
@@ -84,13 +85,7 @@ def group_commands(group: int) -> list[str]:
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux's /proc")
 def test_a_ctrl_c_while_the_forkserver_starts_ends_everything_quietly():
     """The forkserver imports numpy, pandas and numba for seconds before it ignores SIGINT."""
-    process = subprocess.Popen(
-        [sys.executable, "-c", SLOW_MAP],
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as in a terminal
-    )
+    process = start_as_in_a_terminal([sys.executable, "-c", SLOW_MAP], stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 60
         while not any("forkserver" in c for c in group_commands(process.pid)):

@@ -15,7 +15,7 @@ import pytest
 
 from deepsync.errors import DeepSyncError
 from deepsync.train.stage import leak_check, summary, train
-from tests.conftest import FAST_CNN, tiny_config
+from tests.conftest import FAST_CNN, start_as_in_a_terminal, tiny_config
 
 pytestmark = pytest.mark.filterwarnings("ignore::deepsync.train.model.PretrainedWeightsWarning")
 
@@ -110,14 +110,7 @@ def test_ctrl_c_stops_folds_in_their_own_processes_at_once(trained, tmp_path, to
     ]
     args = [sys.executable, "-m", "deepsync", "--no-progress"]
     args += [part for setting in settings for part in ("--set", setting)] + ["train"]
-    process = subprocess.Popen(
-        args,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as in a terminal
-    )
+    process = start_as_in_a_terminal(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 240
         while not list(tmp_path.glob("runs/*/cnn/*/*/last.pt")):  # a worker finished an epoch
