@@ -135,7 +135,7 @@ def _fit(job: FoldJob) -> dict:
     meta = job.meta | {"worker": _worker_index}
     _fitting = True  # before the check: a stop from now on is seen by one or the other
     try:
-        if _stop is not None and _stop.is_set():
+        if _stop.is_set():  # set by `_start`, which runs before any job
             raise KeyboardInterrupt  # queued before the stop: never begun
         return fit_fold(
             _stacks(job.cache_folder),
