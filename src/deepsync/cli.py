@@ -152,6 +152,7 @@ def _add_kernel_stages(stages) -> None:
             )
         if name == "kernel-local":
             stage.add_argument("--input", type=Path, help="a folder laid out like /kaggle/input")
+            stage.set_defaults(after_interrupt="a rerun starts the kernels afresh, as on Kaggle")
         _add_common_options(stage, top_level=False)
         stage.set_defaults(run=_run_kernels)
 
@@ -481,5 +482,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"deepsync {args.stage}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"\ndeepsync {args.stage}: interrupted; rerun to resume", file=sys.stderr)
+        after = getattr(args, "after_interrupt", "rerun to resume")
+        print(f"\ndeepsync {args.stage}: interrupted; {after}", file=sys.stderr)
         return 130

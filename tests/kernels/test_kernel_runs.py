@@ -1,21 +1,26 @@
 """Rendered kernel scripts run end to end here, and come home through the real kaggle client."""
 
+import contextlib
 import dataclasses
 import getpass
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from deepsync.config import load_config
 from deepsync.errors import DeepSyncError
 from deepsync.kernels import bundle, dataset, remote
 from deepsync.kernels.local import local_input, run_locally
 from deepsync.submit import ledger, submission
-from tests.conftest import FAST_CNN, tiny_config
+from tests.conftest import FAST_CNN, start_as_in_a_terminal, tiny_config
 
 pytestmark = pytest.mark.filterwarnings("ignore::deepsync.train.model.PretrainedWeightsWarning")
 USER = "deepsync-tester"
@@ -98,6 +103,80 @@ def test_per_patient_kernels_on_the_cache_are_pushed_watched_and_merged(
     assert (home / f"{bundles[0].slug}.log").exists()
     (event,) = ledger.read(config.submit.folder).itertuples()
     assert event.file == "kernels-kaggle.csv" and event.run == "kernels-kaggle"
+
+
+@pytest.mark.parametrize("to", ["group", "main"])
+def test_ctrl_c_on_kernel_local_stops_the_kernel_cleanly(tiny_cache, tiny_set, tmp_path, to):
+    """A terminal's Ctrl-C (the group) or `kill -INT` of `deepsync kernel-local` alone.
+
+    Either way the kernel script hears it once, stops its training and its loader worker,
+    removes its unpacked package and says so in one line; nothing is left running.
+    """
+    base, _ = tiny_cache
+    settings = [
+        "data.source=dir",
+        f"data.data_dir={tiny_set}",
+        f"data.root={base}/data",
+        f"features.cache_root={base}/cache",
+        "train.folds=2",
+        "train.models=cnn",
+        "train.run=endless",
+        f"kernels.folder={tmp_path}/kernels",
+        f"kernels.user={USER}",
+        *FAST_CNN,  # the later settings win
+        "cnn.epochs=1000",
+        "cnn.patience=1000",
+        "cnn.loader_workers=1",
+    ]
+    (made,) = bundle.render(load_config(overrides=settings), USER)
+    scratch = tmp_path / "tmp"  # the kernel's temporary folder, and a mark on its processes
+    scratch.mkdir()
+    args = [sys.executable, "-m", "deepsync", "--no-progress"]
+    args += [part for setting in settings for part in ("--set", setting)] + ["kernel-local"]
+    process = start_as_in_a_terminal(
+        args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "TMPDIR": str(scratch)},
+    )
+    working = tmp_path / "kernels" / "local" / made.slug
+    try:
+        deadline = time.monotonic() + 240
+        while not list(working.glob("runs/*/cnn/*/*/last.pt")):  # an epoch is done
+            if process.poll() is not None:
+                pytest.fail(process.stderr.read())
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        if to == "group":
+            os.killpg(process.pid, signal.SIGINT)
+        else:
+            os.kill(process.pid, signal.SIGINT)
+        _, stderr = process.communicate(timeout=120)
+        assert process.returncode == 130, stderr
+        assert "Traceback" not in stderr, stderr
+        assert f"{made.kernel}: interrupted; outputs so far in {working}" in stderr
+        assert "kernel-local: interrupted; a rerun starts the kernels afresh" in stderr
+        left = [p.name for p in scratch.iterdir() if not p.name.startswith("torchinductor_")]
+        assert left == []  # the script ended its own way: its package is gone
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and _running_with(scratch):
+            time.sleep(0.1)
+        assert _running_with(scratch) == []  # no loader worker left behind
+    finally:
+        for pid in _running_with(scratch):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _running_with(scratch: Path) -> list[int]:
+    """The processes whose environment names ``scratch`` as TMPDIR (ours and their children)."""
+    mark = f"TMPDIR={scratch}".encode()
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        with contextlib.suppress(OSError):
+            if mark in environ.read_bytes().split(b"\0"):
+                found.append(int(environ.parent.name))
+    return found
 
 
 def test_unfinished_or_failed_kernels_are_not_brought_home(

@@ -82,6 +82,9 @@ def main(argv=None):
         from deepsync.kernels.entry import run_kernel
 
         return run_kernel(KERNEL, SETTINGS, PATIENTS, DATASETS, args.input, args.working)
+    except KeyboardInterrupt:  # Ctrl-C in a local run: the stages have stopped cleanly
+        print(f"{{KERNEL}}: interrupted; outputs so far in {{args.working}}", file=sys.stderr)
+        return 130
     finally:
         shutil.rmtree(package, ignore_errors=True)
 
