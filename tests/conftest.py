@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
+import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -61,6 +64,24 @@ def start_as_in_a_terminal(args: list[str], **popen) -> subprocess.Popen:
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         **popen,
     )
+
+
+def interrupt_when(process: subprocess.Popen, ready: Callable[[], object], to: str) -> str:
+    """Ctrl-C once ``ready()`` is true: to the process's "group" (a terminal) or "main" alone.
+
+    The process's stderr once it has ended (it must be started with stderr piped).
+    """
+    deadline = time.monotonic() + 240
+    while not ready():
+        if process.poll() is not None:
+            pytest.fail(process.stderr.read())
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    if to == "group":
+        os.killpg(process.pid, signal.SIGINT)
+    else:
+        os.kill(process.pid, signal.SIGINT)
+    return process.communicate(timeout=120)[1]
 
 
 def tiny_config(tiny_set, base, *extra):

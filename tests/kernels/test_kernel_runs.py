@@ -20,7 +20,7 @@ from deepsync.errors import DeepSyncError
 from deepsync.kernels import bundle, dataset, remote
 from deepsync.kernels.local import local_input, run_locally
 from deepsync.submit import ledger, submission
-from tests.conftest import FAST_CNN, start_as_in_a_terminal, tiny_config
+from tests.conftest import FAST_CNN, interrupt_when, start_as_in_a_terminal, tiny_config
 
 pytestmark = pytest.mark.filterwarnings("ignore::deepsync.train.model.PretrainedWeightsWarning")
 USER = "deepsync-tester"
@@ -141,17 +141,8 @@ def test_ctrl_c_on_kernel_local_stops_the_kernel_cleanly(tiny_cache, tiny_set, t
     )
     working = tmp_path / "kernels" / "local" / made.slug
     try:
-        deadline = time.monotonic() + 240
-        while not list(working.glob("runs/*/cnn/*/*/last.pt")):  # an epoch is done
-            if process.poll() is not None:
-                pytest.fail(process.stderr.read())
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
-        if to == "group":
-            os.killpg(process.pid, signal.SIGINT)
-        else:
-            os.kill(process.pid, signal.SIGINT)
-        _, stderr = process.communicate(timeout=120)
+        # Ctrl-C once an epoch is done
+        stderr = interrupt_when(process, lambda: list(working.glob("runs/*/cnn/*/*/last.pt")), to)
         assert process.returncode == 130, stderr
         assert "Traceback" not in stderr, stderr
         assert f"{made.kernel}: interrupted; outputs so far in {working}" in stderr

@@ -15,7 +15,7 @@ import pytest
 
 from deepsync.errors import DeepSyncError
 from deepsync.train.stage import leak_check, summary, train
-from tests.conftest import FAST_CNN, start_as_in_a_terminal, tiny_config
+from tests.conftest import FAST_CNN, interrupt_when, start_as_in_a_terminal, tiny_config
 
 pytestmark = pytest.mark.filterwarnings("ignore::deepsync.train.model.PretrainedWeightsWarning")
 
@@ -112,17 +112,8 @@ def test_ctrl_c_stops_folds_in_their_own_processes_at_once(trained, tmp_path, to
     args += [part for setting in settings for part in ("--set", setting)] + ["train"]
     process = start_as_in_a_terminal(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 240
-        while not list(tmp_path.glob("runs/*/cnn/*/*/last.pt")):  # a worker finished an epoch
-            if process.poll() is not None:
-                pytest.fail(process.stderr.read())
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
-        if to == "group":
-            os.killpg(process.pid, signal.SIGINT)
-        else:
-            os.kill(process.pid, signal.SIGINT)
-        _, stderr = process.communicate(timeout=120)
+        # Ctrl-C once an epoch is done (in a worker)
+        stderr = interrupt_when(process, lambda: list(tmp_path.glob("runs/*/cnn/*/*/last.pt")), to)
         assert process.returncode == 130 and "interrupted; rerun to resume" in stderr
         assert "Traceback" not in stderr, stderr
         assert not list(tmp_path.glob("runs/*/cnn/*/*/result.json"))  # no fold ran on
