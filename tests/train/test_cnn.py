@@ -2,6 +2,8 @@
 
 import dataclasses
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -147,6 +149,45 @@ def test_loader_workers_change_nothing_but_speed(fold, tmp_path):
     assert losses[0] == losses[1]
     other = fit_fold(stacks, data, cfg, 5, tmp_path / "other", progress=False)
     assert not np.allclose(other["valid_scores"], alone["valid_scores"])  # the seed matters
+
+
+# Interrupted ten times at different moments of taking batches over from a loader worker.
+INTERRUPTED_LOADER = """
+import os, signal, threading, torch
+from deepsync.config import CnnConfig
+from deepsync.train.cnn import Runtime, make_loader
+
+class Zeros(torch.utils.data.Dataset):
+    def __len__(self):
+        return 1 << 30
+
+    def __getitem__(self, item):
+        return torch.zeros(16, 8, 8)
+
+cfg = CnnConfig(loader_workers=1, loader_prefetch=2, batch_size=2)
+for hundredths in range(1, 11):
+    batches = iter(make_loader(Zeros(), cfg, Runtime(torch.device("cpu"), None, False)))
+    next(batches)  # the worker is up
+    threading.Timer(hundredths / 100, os.kill, (os.getpid(), signal.SIGINT)).start()
+    try:
+        for _ in batches:
+            pass
+    except KeyboardInterrupt:
+        del batches  # shuts the worker down
+    else:
+        raise SystemExit("never interrupted")
+"""
+
+
+def test_a_ctrl_c_while_taking_a_batch_over_prints_no_traceback():
+    """A Ctrl-C lands in the training process, often halfway through taking a batch over.
+
+    The worker that sent the batch must not print a traceback of the broken connection.
+    """
+    done = subprocess.run(
+        [sys.executable, "-c", INTERRUPTED_LOADER], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
 
 
 def test_model_input_normalises_augments_and_lays_out_a_batch(fold):

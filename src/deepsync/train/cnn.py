@@ -16,6 +16,7 @@ import dataclasses
 import json
 import math
 import os
+import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -191,7 +192,25 @@ def make_loader(
         pin_memory=rt.device.type == "cuda",
         persistent_workers=workers > 0,
         prefetch_factor=cfg.loader_prefetch if workers else None,
+        worker_init_fn=quiet_broken_handovers if workers else None,
     )
+
+
+def quiet_broken_handovers(worker: int) -> None:
+    """In a loader worker: a batch handover the training process broke off is no error.
+
+    A batch's tensors reach the training process as file descriptors, each sent by a thread
+    of the worker (multiprocessing's resource sharer) that prints whatever goes wrong. A
+    Ctrl-C that lands in the training process while it takes one over closes the connection
+    halfway, and the worker, shut down a moment later, printed a traceback of the reset.
+    """
+    shown = sys.excepthook
+
+    def excepthook(kind, value, traceback):
+        if not issubclass(kind, (ConnectionError, EOFError)):  # the receiver went away
+            shown(kind, value, traceback)
+
+    sys.excepthook = excepthook
 
 
 def train_sampler(dataset: StackDataset, cfg: CnnConfig) -> EpochSampler:
