@@ -192,7 +192,7 @@ def make_loader(
         pin_memory=rt.device.type == "cuda",
         persistent_workers=workers > 0,
         prefetch_factor=cfg.loader_prefetch if workers else None,
-        worker_init_fn=quiet_broken_handovers if workers else None,
+        worker_init_fn=quiet_broken_handovers,  # called in workers only
     )
 
 
