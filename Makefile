@@ -10,9 +10,10 @@ DS     := $(BIN)/deepsync
 #   SOURCE=synthetic|kaggle|dir   DATA_DIR=/path   KAGGLE_DATASET=owner/slug
 #   PROFILE=file.toml             SET="section.key=value ..."
 #   BENCH_ARGS="--files 12 --reps 3" (bench-features), "--steps 20 --variants bf16,bf16-cl"
-#              (bench-train; it uses PROFILE=gpu unless given)
+#              (bench-train; it uses PROFILE=gpu-inception unless given)
 #   SUBMIT=1 MSG="..." (make submit sends to Kaggle)   KAGGLE=1 (make leaderboard asks Kaggle)
 #   FILE=path.csv (validate, score)   FILES="a.csv b.csv" WEIGHTS=2,1 OUT=path.csv (blend)
+#   STUDY="--only a,b --seeds 1,2 --grid file.toml" (make study; it uses PROFILE=study)
 #   PATIENTS="1 2 3" (make kernel: one kernel per patient; kernels use PROFILE=gpu unless given)
 SOURCE         ?=
 DATA_DIR       ?=
@@ -28,16 +29,18 @@ FILES          ?=
 WEIGHTS        ?=
 OUT            ?= submissions/blend.csv
 PATIENTS       ?=
+STUDY          ?=
 
 GLOBAL_ARGS := $(if $(PROFILE),--profile $(PROFILE)) $(foreach s,$(SET),--set $(s))
 DEMO_ARGS   := --profile $(or $(PROFILE),demo) $(foreach s,$(SET),--set $(s))
+STUDY_ARGS  := --profile $(or $(PROFILE),study) $(foreach s,$(SET),--set $(s))
 KERNEL_ARGS := --profile $(or $(PROFILE),gpu) $(foreach s,$(SET),--set $(s))
 DATA_ARGS   := $(if $(SOURCE),--source $(SOURCE)) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) \
                $(if $(KAGGLE_DATASET),--kaggle-dataset $(KAGGLE_DATASET))
 
 .PHONY: help setup data features train leak-check submit validate score blend leaderboard report \
         kernel kernel-local kaggle-dataset kernel-push kernel-status kernel-output \
-        bench-features bench-train demo test test-all lint format clean
+        bench-features bench-train demo study test test-all lint format clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -105,7 +108,13 @@ bench-features: setup ## benchmark the feature stage against loadmat and scipy (
 	$(BIN)/python -m deepsync.features.bench $(BENCH_ARGS)
 
 bench-train: setup ## CNN training speed: fp32, bf16, channels_last, compile, the loader (GPU)
-	$(BIN)/python -m deepsync.train.bench $(KERNEL_ARGS) $(BENCH_ARGS)
+	$(BIN)/python -m deepsync.train.bench --profile $(or $(PROFILE),gpu-inception) \
+		$(foreach s,$(SET),--set $(s)) $(BENCH_ARGS)
+
+study: setup ## a grid of CNN/baseline variants on the same folds: one table (PROFILE=study)
+	$(DS) $(STUDY_ARGS) data --source synthetic
+	$(DS) $(STUDY_ARGS) features
+	$(DS) $(STUDY_ARGS) study $(STUDY)
 
 demo: setup ## data to submission on the embedded synthetic set (demo profile, CPU)
 	$(DS) $(DEMO_ARGS) data --source synthetic

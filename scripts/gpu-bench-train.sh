@@ -5,7 +5,7 @@
 #
 #   scripts/gpu-bench-train.sh wheels          # on a machine with pip access: fill .whl/
 #   scripts/gpu-bench-train.sh [BENCH ARGS]    # on the GPU machine: install .whl/, then the
-#                                              # data, the gpu profile's cache, the benchmark
+#                                              # data, the gpu-inception profile's cache, the benchmark
 # The figures go to stdout and, when $OUT is set, to $OUT/bench-train.log too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,4 +30,4 @@ export NUMBA_CACHE_DIR=${NUMBA_CACHE_DIR:-/tmp/deepsync-numba}
 "$PYTHON" -c "import torch, timm, numba, rocket_fft; print('torch', torch.__version__, 'timm',
 timm.__version__, 'numba', numba.__version__, 'cuda', torch.cuda.is_available())"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || true
-"$PYTHON" -m deepsync.train.bench --profile gpu "$@" 2>&1 | tee "${OUT:-/tmp}/bench-train.log"
+"$PYTHON" -m deepsync.train.bench --profile gpu-inception "$@" 2>&1 | tee "${OUT:-/tmp}/bench-train.log"

@@ -84,19 +84,22 @@ def interrupt_when(process: subprocess.Popen, ready: Callable[[], object], to: s
     return process.communicate(timeout=120)[1]
 
 
+def tiny_overrides(tiny_set, base, *extra) -> list[str]:
+    """``--set`` values that put every stage's files for the tiny set under ``base``."""
+    return [
+        "data.source=dir",
+        f"data.data_dir={tiny_set}",
+        f"data.root={base}/data",
+        f"features.cache_root={base}/cache",
+        f"train.runs_root={base}/runs",
+        f"submit.folder={base}/submissions",
+        "train.folds=2",
+        *extra,
+    ]
+
+
 def tiny_config(tiny_set, base, *extra):
-    return load_config(
-        overrides=[
-            "data.source=dir",
-            f"data.data_dir={tiny_set}",
-            f"data.root={base}/data",
-            f"features.cache_root={base}/cache",
-            f"train.runs_root={base}/runs",
-            f"submit.folder={base}/submissions",
-            "train.folds=2",
-            *extra,
-        ]
-    )
+    return load_config(overrides=tiny_overrides(tiny_set, base, *extra))
 
 
 @pytest.fixture(scope="session")

@@ -69,7 +69,7 @@ def test_profile_type_checked(tmp_path):
         load_config(tmp_path / "missing.toml")
 
 
-@pytest.mark.parametrize("name", ["demo", "gpu"])
+@pytest.mark.parametrize("name", ["demo", "demo-inception", "gpu", "gpu-inception", "study"])
 def test_named_profiles_load_and_name_their_run(name):
     config = load_config(name)
     assert config.train.run == name
@@ -77,7 +77,9 @@ def test_named_profiles_load_and_name_their_run(name):
 
 
 def test_an_unknown_profile_lists_the_named_ones():
-    with pytest.raises(DeepSyncError, match="named profiles: demo, gpu"):
+    with pytest.raises(
+        DeepSyncError, match="named profiles: demo, demo-inception, gpu, gpu-inception, study"
+    ):
         load_config("nosuch")
 
 

@@ -91,6 +91,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_common_options(train, top_level=False)
     train.set_defaults(run=_run_train)
+    study = stages.add_parser(
+        "study",
+        help="train a grid of named variants on the same folds; one table of OOF AUCs",
+        description="Every variant of the grid (a TOML file of named sets of section.key "
+        "overrides; default: the kit's own grid) trained once per seed on the same "
+        "hour-grouped folds, as runs/study/<run>/<variant>-seed<seed>/ (resumable). "
+        "Prints and writes reports/study/<run>/table.csv, table.md and index.html (with a "
+        "plot): per-patient and pooled OOF AUC, calibrated, mean and spread over seeds, "
+        "wall time, images/s. Run data and features for the same profile first (make study does).",
+    )
+    study.add_argument(
+        "--grid", type=Path, help="grid TOML file or name (default: the kit's default grid)"
+    )
+    study.add_argument("--only", default="", metavar="A,B", help="train only these variants")
+    study.add_argument("--seeds", default="", metavar="1,2", help="instead of the grid's seeds")
+    study.add_argument("--out", type=Path, help="where (default: reports/study/<run>)")
+    _add_common_options(study, top_level=False)
+    study.set_defaults(run=_run_study)
     _add_submit_stages(stages)
     _add_kernel_stages(stages)
     report = stages.add_parser(
@@ -318,6 +336,22 @@ def _run_train(config: Config, args: argparse.Namespace) -> int:
     from deepsync.train.stage import summary, train
 
     print(summary(train(config, progress=not args.no_progress)))
+    return 0
+
+
+def _run_study(config: Config, args: argparse.Namespace) -> int:
+    from deepsync.study import load_grid, pick, run_study, summary
+
+    grid = pick(load_grid(args.grid), args.only, args.seeds)
+    report = run_study(
+        grid,
+        args.profile,
+        _overrides(args),
+        args.out,
+        workers=args.workers,
+        progress=not args.no_progress,
+    )
+    print(summary(report))
     return 0
 
 

@@ -97,10 +97,11 @@ class BaselineConfig:
 class CnnConfig:
     """The timm CNN on the 16-channel spectrogram stacks."""
 
-    model: str = "inception_resnet_v2"  # any timm model name
+    model: str = "inception_resnet_v2"  # any timm model name, or the kit's (electrodenet)
     pretrained_file: Path | None = None  # ImageNet weights (.safetensors/.pth); none: random
     pretrained_hub: bool = False  # else timm's own weights from the Hugging Face cache
     freeze: str = "none"  # none | backbone (head only) | first_and_head (the 2020 project)
+    scope: str = "patient"  # patient: a model per patient and fold | all: one per fold
     level: str = "segment"  # segment: whole stacks | window: crops, scores combined
     window_frames: int = 36  # level=window: crop width in time frames
     combine: str = "max"  # level=window: window scores to a segment score: max | mean | std
@@ -108,13 +109,16 @@ class CnnConfig:
     input_width: int = 0  # (0: as cached, features.frames or window_frames)
     normalise: str = "channel"  # channel | channel_band: statistics of the training fold
     augment: bool = True  # time/frequency masks, time shift, per-electrode gain
+    drop_rate: float = 0.0  # dropout before the classifier
+    mixup: float = 0.0  # alpha of the Beta(alpha, alpha) mixing of training pairs; 0: off
     epochs: int = 20
     batch_size: int = 16
     lr: float = 3e-4
     weight_decay: float = 0.05
     warmup_epochs: float = 1.0
     clip_grad: float = 1.0  # max gradient norm; 0: off
-    patience: int = 5  # epochs without a better fold AUC before stopping
+    patience: int = 5  # select=best: epochs without a better fold AUC before stopping
+    select: str = "best"  # best: the epoch of the best held-out AUC (optimistic) | last
     precise_bn: bool = True  # recompute batch-norm statistics on the training fold before eval
     balance: str = "loss"  # loss (positive class weight) | sampler (balanced batches)
     device: str = "auto"  # auto | cpu | cuda
@@ -204,6 +208,8 @@ class Config:
             "cnn.level": (c.level, ("segment", "window"), False),
             "cnn.normalise": (c.normalise, ("channel", "channel_band"), False),
             "cnn.balance": (c.balance, ("loss", "sampler"), False),
+            "cnn.select": (c.select, ("best", "last"), False),
+            "cnn.scope": (c.scope, ("patient", "all"), False),
             "cnn.device": (c.device, ("auto", "cpu", "cuda"), False),
             "cnn.precision": (c.precision, ("auto", "fp32", "bf16", "fp16"), False),
             "submit.model": (self.submit.model, SUBMIT_MODELS, False),
@@ -245,6 +251,10 @@ class Config:
             )
         if c.lr <= 0 or c.weight_decay < 0 or c.clip_grad < 0 or c.warmup_epochs < 0:
             raise DeepSyncError("cnn.lr must be positive; weight_decay, clip_grad, warmup >= 0")
+        if c.mixup < 0:
+            raise DeepSyncError(f"cnn.mixup={c.mixup} must not be negative (0: off)")
+        if not 0 <= c.drop_rate < 1:
+            raise DeepSyncError(f"cnn.drop_rate={c.drop_rate} must be in [0, 1)")
         if c.input_height < 0 or c.input_width < 0:
             raise DeepSyncError("cnn.input_height and input_width must be 0 (as cached) or more")
         if c.window_frames > self.features.frames:

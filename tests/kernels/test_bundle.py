@@ -24,6 +24,9 @@ def configured(tmp_path, *extra):
             f"kernels.folder={tmp_path}/kernels",
             f"data.root={tmp_path}/data",
             f"data.data_dir={tmp_path}/somewhere",
+            "cnn.model=inception_resnet_v2",  # the pretrained path, as gpu-inception has it
+            "cnn.input_height=299",
+            "cnn.input_width=299",
             f"cnn.pretrained_file={tmp_path}/weights/inception_resnet_v2.safetensors",
             "kernels.weights_dataset=someone/irv2-weights",
             *extra,

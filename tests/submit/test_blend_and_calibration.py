@@ -108,3 +108,32 @@ def test_best_prefers_the_simpler_method_on_a_tie():
     assert calibration.best({"none": 0.8, "platt": 0.8, "rank": 0.7}) == "none"
     assert calibration.best({"none": 0.7, "rank": 0.9, "prior": 0.9}) == "prior"
     assert auc([0, 1], [0.2, 0.8]) == 1.0
+
+
+def test_the_weight_grid_covers_every_weighting_that_sums_to_one():
+    from deepsync.submit.blend import weight_grid
+
+    two = weight_grid(2)
+    assert len(two) == 11 and (0.0, 1.0) in two and (0.5, 0.5) in two
+    three = weight_grid(3)
+    assert len(three) == 66 and all(abs(sum(w) - 1) < 1e-9 for w in three)
+
+
+def test_blend_weights_for_a_fold_are_chosen_on_the_other_folds():
+    from deepsync.submit.blend import fitted_blend
+
+    rng = np.random.default_rng(0)
+    n = 60
+    labels = pd.Series(np.tile([0, 1], n // 2), index=[f"s{k}" for k in range(n)])
+    folds = pd.Series(np.repeat([0, 1, 2], n // 3), index=labels.index)
+    good = labels + rng.normal(0, 0.1, n)  # right on every fold but fold 0, inverted there
+    good[folds == 0] = -good[folds == 0]
+    noise = pd.Series(rng.normal(0, 1, n), index=labels.index)
+    noise[folds == 0] = labels[folds == 0]  # only fold 0's own labels would prefer it
+    fitted = fitted_blend([good, noise], labels, folds)
+    assert fitted.per_fold[0][0] > 0.5  # what folds 1 and 2 prefer: mostly the first input
+    fold0 = folds == 0
+    assert auc(labels[fold0], fitted.oof[fold0]) < 0.5  # fold 0 did not pick its own weights
+    assert set(fitted.per_fold) == {0, 1, 2}
+    tied = fitted_blend([labels.astype(float), labels.astype(float)], labels, folds)
+    assert tied.weights == (0.5, 0.5)  # ties go to equal weights

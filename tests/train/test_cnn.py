@@ -289,3 +289,77 @@ def test_a_stack_too_small_for_the_model_is_a_one_line_error(fold, tmp_path):
         fit_fold(stacks, data, cfg, 0, tmp_path, progress=False)
     resized = dataclasses.replace(cfg, model="test_resnet", input_width=80)
     assert len(fit_fold(stacks, data, resized, 0, tmp_path / "ok", progress=False)["valid_scores"])
+
+
+def test_select_last_keeps_the_final_epoch_and_trains_every_epoch(fold, tmp_path, monkeypatch):
+    stacks, data = fold
+    aucs = iter([0.9, 0.5, 0.4, 0.3])  # the held-out fold would pick epoch 1
+    monkeypatch.setattr(cnn, "auc", lambda *args: next(aucs))
+    cfg = dataclasses.replace(FAST, epochs=4, patience=1, select="last")
+    result = fit_fold(stacks, data, cfg, 1, tmp_path, progress=False)
+    assert result["epochs_run"] == 4 and result["best_epoch"] == 4
+
+
+DETERMINISM = """
+import json, sys, warnings
+warnings.simplefilter("ignore")
+import numpy as np
+from pathlib import Path
+from deepsync.config import CnnConfig
+from deepsync.features.cache import FeatureCache
+from deepsync.train.cnn import FoldData, fit_fold
+cache = FeatureCache.open(sys.argv[1])
+rows = json.loads(sys.argv[2])
+data = FoldData(*(np.asarray(r) for r in rows))
+cfg = CnnConfig(model=sys.argv[3], epochs=2, batch_size=4, lr=1e-3, normalise="channel_band")
+result = fit_fold(cache.stacks, data, cfg, 7, Path(sys.argv[4]), progress=False)
+print(json.dumps(result["valid_scores"] + result["test_scores"]))
+"""
+
+
+@pytest.mark.parametrize("model", ["spectrumnet", "test_resnet"])
+def test_the_same_seed_gives_the_same_scores_in_a_new_process(fold, tiny_cache, tmp_path, model):
+    """Bit for bit on the CPU, process after process (hash seeds differ between them)."""
+    stacks, data = fold
+    _, cache = tiny_cache
+    rows = json.dumps([np.asarray(a).tolist() for a in dataclasses.astuple(data)[:5]])
+    runs = []
+    for k in range(2):
+        done = subprocess.run(
+            [sys.executable, "-c", DETERMINISM, str(cache.folder), rows, model, tmp_path / str(k)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        runs.append(json.loads(done.stdout.splitlines()[-1]))
+    assert runs[0] == runs[1]
+    other = fit_fold(
+        stacks,
+        data,
+        CnnConfig(model=model, epochs=2, batch_size=4, lr=1e-3, normalise="channel_band"),
+        8,
+        tmp_path / "seed8",
+        progress=False,
+    )
+    assert other["valid_scores"] + other["test_scores"] != runs[0]  # the seed matters
+
+
+def test_mixup_blends_pairs_of_stacks_and_their_labels():
+    torch.manual_seed(0)
+    x = torch.stack([torch.full((16, 4, 6), float(k)) for k in range(8)])
+    y = torch.tensor([0.0, 1.0] * 4)
+    mixed, labels = cnn.mixup(x, y, 0.4)
+    for k in range(8):  # w * stack k + (1 - w) * some stack j, w >= 0.5; the labels alike
+        values = mixed[k].unique()
+        assert len(values) == 1  # the whole stack moved together
+        fits = []
+        for j in range(8):
+            w = 1.0 if j == k else (values.item() - j) / (k - j)
+            close = abs(values.item() - (w * k + (1 - w) * j)) < 1e-4
+            if close and 0.5 - 1e-6 <= w <= 1 + 1e-6:
+                fits.append(abs(labels[k].item() - (w * y[k] + (1 - w) * y[j]).item()) < 1e-5)
+        assert any(fits)
+    assert not torch.equal(labels, y)
+    torch.manual_seed(0)
+    again = cnn.mixup(x, y, 0.4)
+    assert torch.equal(again[0], mixed) and torch.equal(again[1], labels)  # seeded

@@ -89,3 +89,51 @@ def test_unusable_weights_are_one_line_errors(tmp_path, monkeypatch):
     monkeypatch.setattr(timm, "create_model", offline)
     with pytest.raises(DeepSyncError, match=r"Hugging Face cache \(HF_HOME\): We couldn't connect"):
         build_model(CnnConfig(model="test_resnet", pretrained_hub=True))
+
+
+@pytest.mark.parametrize("name", ["spectrumnet", "spectrumnet_wide", "electrodenet"])
+def test_the_kits_compact_models_take_stacks_of_any_size(name):
+    model = build_model(CnnConfig(model=name))
+    model.eval()
+    with torch.no_grad():
+        for shape in ((3, 16, 80, 144), (2, 16, 128, 36)):
+            assert model(torch.randn(*shape)).shape == (shape[0],)
+    assert trainable(model) < 200_000  # sized for a few hundred stacks, not ImageNet
+
+
+def test_spectrumnet_ignores_electrode_order_and_time_order():
+    torch.manual_seed(0)
+    model = build_model(CnnConfig(model="spectrumnet")).eval()
+    x = torch.randn(2, 16, 80, 144)
+    with torch.no_grad():
+        out = model(x)
+        shuffled = model(x[:, torch.randperm(16)][..., torch.randperm(144)])
+        changed = model(x + torch.linspace(0, 2, 80)[:, None])  # a different spectrum
+    assert torch.allclose(out, shuffled, atol=1e-5)
+    assert not torch.allclose(out, changed, atol=1e-3)
+
+
+def test_kit_models_are_registered_and_freeze_like_timms(tmp_path):
+    from deepsync.train.model import KIT_MODELS, check_model_name
+
+    for name in KIT_MODELS:
+        check_model_name(name)
+    with pytest.raises(DeepSyncError, match="close names: spectrumnet"):
+        check_model_name("spectrumnet_huge")
+    head_only = build_model(CnnConfig(model="spectrumnet", freeze="backbone"))
+    assert trainable(head_only) == sum(
+        p.numel() for p in head_only.backbone.get_classifier().parameters()
+    )
+    with pytest.raises(DeepSyncError, match="kit's own model and has no ImageNet weights"):
+        build_model(CnnConfig(model="spectrumnet", pretrained_file=tmp_path / "w.pth"))
+
+
+def test_drop_rate_reaches_the_model_and_is_checked():
+    from deepsync.config import load_config
+
+    dropped = build_model(CnnConfig(model="spectrumnet", drop_rate=0.3))
+    assert [m.p for m in dropped.modules() if isinstance(m, nn.Dropout)] == [0.3]
+    timm_model = build_model(CnnConfig(model="test_resnet", drop_rate=0.3))
+    assert timm_model.backbone.drop_rate == 0.3
+    with pytest.raises(DeepSyncError, match="cnn.drop_rate=1.0 must be in"):
+        load_config(overrides=["cnn.drop_rate=1"])

@@ -67,6 +67,43 @@ def test_a_rerun_reuses_finished_folds(trained, monkeypatch):
     assert again.metrics["cnn"]["pooled_auc"] == report.metrics["cnn"]["pooled_auc"]
 
 
+def test_one_model_of_all_patients_per_fold_each_normalised_by_its_own(trained, tmp_path):
+    import torch
+
+    from deepsync.submit.stage import make_submission
+    from deepsync.train.dataset import GroupNormaliser
+
+    config, cache, _ = trained
+    base = cache.folder.parent.parent
+    overrides = ("cnn.model=spectrumnet", "cnn.scope=all", "cnn.normalise=channel_band")
+    overrides += ("train.run=everyone",)
+    everyone = tiny_config(
+        tiny_set_of(cache), base, *FAST_CNN, *overrides, f"submit.folder={tmp_path}", "submit.tta=1"
+    )
+    report = train(everyone, progress=False)
+    folder = report.folder / "cnn"
+    assert sorted(p.name for p in folder.iterdir() if p.is_dir()) == ["all"]
+    assert sorted(p.name for p in (folder / "all").iterdir()) == ["fold0", "fold1"]
+    oof = pd.read_csv(folder / "oof.csv")
+    folds = pd.read_csv(report.folder / "folds.csv")
+    assert sorted(oof["segment"]) == sorted(folds["segment"])  # both patients, each once
+    merged = oof.merge(folds, on="segment", suffixes=("", "_folds"))
+    assert (merged["fold"] == merged["fold_folds"]).all()
+    assert set(report.metrics["cnn"]["patients"]) == {"1", "2"}
+    saved = torch.load(folder / "all" / "fold0" / "best.pt", weights_only=False)
+    groups = GroupNormaliser.from_dict(saved["groups"])
+    training = folds[folds["fold"] == 1]
+    rows = training.loc[training["patient"] == 2, "row"].to_numpy()
+    patient = groups.groups[rows[0]]
+    assert (groups.groups[rows] == patient).all()
+    stacks = np.asarray(cache.stacks[rows], np.float64)
+    assert np.allclose(groups.mean[patient][:, :, 0], stacks.mean(axis=(0, 3)), atol=1e-3)
+    normalised = groups(np.asarray(cache.stacks[rows]), rows).astype(np.float64)
+    assert abs(normalised.mean()) < 0.01 and normalised.std() == pytest.approx(1, abs=0.05)
+    submitted = make_submission(everyone)  # TTA rescoring finds the folds of all patients
+    assert submitted.path.exists()
+
+
 def test_folds_in_their_own_processes_give_what_one_process_gives(trained, tmp_path):
     """One process per GPU on a T4 x2 kernel: here two CPU processes, the same folds."""
     config, cache, report = trained

@@ -136,7 +136,7 @@ def training_curves(logs: dict[tuple[int, int], pd.DataFrame]):
                 continue
             loss_ax.plot(log["epoch"], log["train_loss"], marker="o", label=f"fold {fold}")
             auc_ax.plot(log["epoch"], log["valid_auc"], marker="o", label=f"fold {fold}")
-        loss_ax.set_title(f"patient {patient}")
+        loss_ax.set_title("all patients" if patient == "all" else f"patient {patient}")
         loss_ax.set_ylabel("training loss (weighted BCE)")
         auc_ax.set_ylabel("validation ROC AUC")
         auc_ax.set_ylim(0, 1)

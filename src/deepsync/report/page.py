@@ -85,14 +85,19 @@ def build_report(config: Config, out: Path = Path("reports"), *, every_run: bool
         _run_section(page, run)
     _ledger_section(page, Path(config.submit.folder))
     title = "DeepSync report: " + (", ".join(r.name for r in runs) or "no runs yet")
+    return write_page(page, title, "made by `make report`")
+
+
+def write_page(page: Page, title: str, made_by: str) -> Path:
+    """``page.folder/index.html``: the page's parts under ``title``, written at once."""
     body = "\n".join(page.parts)
     stamp = time.strftime("%Y-%m-%d %H:%M")
-    path = folder / "index.html"
+    path = page.folder / "index.html"
     partial = path.with_name("index.html.partial")
     partial.write_text(
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>"
-        f'<h1>{html.escape(title)}</h1><p class="note">made {stamp} by `make report`; '
+        f'<h1>{html.escape(title)}</h1><p class="note">{made_by} {stamp}; '
         f"every picture is also a PNG file beside this page.</p>\n{body}\n</body></html>\n"
     )
     partial.replace(path)
@@ -155,8 +160,9 @@ def _run_section(page: Page, run: Path) -> None:
     )
     page.table(_fold_table(run, list(oofs)))
     logs = {}
-    for log in sorted(run.glob("cnn/patient*/fold*/log.csv")):
-        patient = int(log.parent.parent.name.removeprefix("patient"))
+    for log in sorted(run.glob("cnn/*/fold*/log.csv")):
+        who = log.parent.parent.name.removeprefix("patient")  # or "all" (cnn.scope=all)
+        patient = int(who) if who.isdigit() else who
         logs[(patient, int(log.parent.name.removeprefix("fold")))] = pd.read_csv(log)
     if logs:
         page.figure(

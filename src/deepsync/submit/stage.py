@@ -28,7 +28,7 @@ from deepsync.config import MODELS, Config, from_dict
 from deepsync.errors import DeepSyncError
 from deepsync.features.cache import FeatureCache, cache_folder
 from deepsync.submit import calibration, kaggle_api, ledger, references, scoring, submission
-from deepsync.submit.blend import rank_average
+from deepsync.submit.blend import fitted_blend, rank_average
 from deepsync.train.metrics import auc
 from deepsync.train.stage import run_folder, write_csv
 
@@ -157,19 +157,31 @@ def _candidates(run: Path, config: Config) -> list[Candidate]:
     if not found:
         raise DeepSyncError(f"{run} holds no trained model (oof.csv, test.csv): run `make train`")
     if len(found) > 1:
-        labels = pd.read_csv(run / found[0].model / "oof.csv").set_index("segment")["label"]
-        blend_oof = rank_average([c.oof for c in found])
-        found.append(
-            Candidate(
-                "blend",
-                "+".join(c.calibration for c in found),
-                auc(labels.reindex(blend_oof.index), blend_oof),
-                blend_oof,
-                rank_average([c.test for c in found]),
-                all_zero=found[0].all_zero,
-            )
-        )
+        found.append(_blend(run, found))
     return found
+
+
+def _blend(run: Path, found: list[Candidate]) -> Candidate:
+    """The models' rank blend, weights cross-fitted on their OOF scores (`fitted_blend`).
+
+    ``measured`` holds the equal-weight rank average's pooled OOF AUC beside it.
+    """
+    oof = pd.read_csv(run / found[0].model / "oof.csv").set_index("segment")
+    inputs = [c.oof.reindex(oof.index) for c in found]
+    fitted = fitted_blend(inputs, oof["label"], oof["fold"])
+    weights = " ".join(f"{c.model} {w:g}" for c, w in zip(found, fitted.weights, strict=True))
+    return Candidate(
+        "blend",
+        "+".join(c.calibration for c in found) + f", weights {weights}",
+        auc(oof["label"], fitted.oof),
+        fitted.oof,
+        rank_average([c.test for c in found], list(fitted.weights)),
+        {
+            "cross-fitted weights": auc(oof["label"], fitted.oof),
+            "equal weights": auc(oof["label"], rank_average(inputs)),
+        },
+        all_zero=found[0].all_zero,
+    )
 
 
 def _cnn_with_tta(
@@ -181,6 +193,7 @@ def _cnn_with_tta(
     once per number of copies (``runs/<run>/cnn/tta<copies>/``), then read back.
     """
     from deepsync.train.cnn import predict_saved_fold
+    from deepsync.train.stage import cnn_fold_folder
 
     folder = run / "cnn" / f"tta{copies}"
     if (folder / "oof.csv").exists() and (folder / "test.csv").exists():
@@ -194,7 +207,7 @@ def _cnn_with_tta(
         tested = test[(test["patient"] == patient) & (test["fold"] == fold)]
         valid_scores, test_scores = predict_saved_fold(
             cache.stacks,
-            run / "cnn" / f"patient{patient}" / f"fold{fold}",
+            cnn_fold_folder(run, "all" if trained.cnn.scope == "all" else patient, fold),
             [row_of[held["segment"]].to_numpy(), row_of[tested["segment"]].to_numpy()],
             trained.cnn,
             copies,
@@ -324,7 +337,11 @@ def summary(report: SubmissionReport) -> str:
         methods = "  ".join(f"{m} {v:.4f}" for m, v in c.measured.items())
         lines.append(
             f"  {c.model:<9} pooled OOF AUC {c.oof_auc:.4f}"
-            + (f"   by calibration: {methods}" if methods else "")
+            + (
+                f"   by {'weighting' if c.model == 'blend' else 'calibration'}: {methods}"
+                if methods
+                else ""
+            )
         )
     if report.neutral_files:
         lines.append(f"  {report.neutral_files} all-zero test files: neutral (median) score")

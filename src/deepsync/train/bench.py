@@ -1,6 +1,6 @@
 """`make bench-train`: how fast the CNN trains, from the synthetic feature cache.
 
-In one run, with the profile's stacks, model, input size and batch size (`gpu` unless
+In one run, with the profile's stacks, model, input size and batch size (`gpu-inception` unless
 told): training images/s, step time and peak GPU memory for fp32 eager, bf16 autocast,
 bf16 + channels_last and bf16 + channels_last + torch.compile, each on batches already
 on the device (the model alone), as ratios to fp32; the loader's samples/s alone, with
@@ -109,9 +109,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m deepsync.train.bench",
         description=__doc__.splitlines()[0],
-        epilog="Settings as for deepsync: --profile (default gpu) then --set section.key=value.",
+        epilog="Settings as for deepsync: --profile (default gpu-inception) then --set "
+        "section.key=value.",
     )
-    parser.add_argument("--profile", default="gpu", help="TOML profile (default gpu)")
+    parser.add_argument(
+        "--profile", default="gpu-inception", help="TOML profile (default gpu-inception)"
+    )
     parser.add_argument(
         "--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="a setting"
     )

@@ -32,7 +32,13 @@ from deepsync.config import CnnConfig
 from deepsync.errors import DeepSyncError
 from deepsync.train import augment
 from deepsync.train.baseline import combine
-from deepsync.train.dataset import EpochSampler, Normaliser, StackDataset, as_batch
+from deepsync.train.dataset import (
+    EpochSampler,
+    GroupNormaliser,
+    Normaliser,
+    StackDataset,
+    as_batch,
+)
 from deepsync.train.metrics import auc
 from deepsync.train.model import build_model
 
@@ -59,6 +65,7 @@ class FoldData:
     valid_rows: np.ndarray
     valid_labels: np.ndarray
     test_rows: np.ndarray
+    groups: np.ndarray | None = None  # patient of every cache row: normalised per patient
 
 
 @dataclass(frozen=True)
@@ -118,6 +125,18 @@ def half_precision(device: torch.device) -> str:
     it runs natively; fp16 with loss scaling before (Kaggle's T4, V100), where bf16 is
     emulated, slowly."""
     return "bf16" if torch.cuda.get_device_capability(device)[0] >= 8 else "fp16"
+
+
+def mixup(x: torch.Tensor, y: torch.Tensor, alpha: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each stack mixed with another of the batch, weight ~ Beta(alpha, alpha), labels alike.
+
+    Drawn from torch's generator, which each epoch reseeds: a resumed run mixes the same.
+    """
+    weight = torch.distributions.Beta(alpha, alpha).sample((len(x),)).to(x.device)
+    weight = torch.maximum(weight, 1 - weight)  # the stack itself keeps the larger share
+    partner = torch.randperm(len(x)).to(x.device)
+    w = weight.view(-1, *([1] * (x.dim() - 1))).to(x.dtype)
+    return w * x + (1 - w) * x[partner], weight * y + (1 - weight) * y[partner]
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -377,6 +396,7 @@ def predict_saved_fold(
     rt = Runtime.resolve(cfg)
     saved = torch.load(folder / "best.pt", map_location=rt.device, weights_only=False)
     normaliser = Normaliser.from_dict(saved["normaliser"])
+    groups = GroupNormaliser.from_dict(saved["groups"]) if saved.get("groups") else None
     width = cfg.window_frames if cfg.level == "window" else None
     _, bands, frames = stacks.shape[1:]
     with warnings.catch_warnings():  # the weights come from best.pt, not from ImageNet
@@ -388,7 +408,7 @@ def predict_saved_fold(
         model = model.to(memory_format=torch.channels_last)
     shifts = tta_shifts(width or frames, copies)
     inputs = ModelInput(rt, normaliser)
-    datasets = [StackDataset(stacks, r, np.zeros(len(r)), width=width) for r in rows]
+    datasets = [StackDataset(stacks, r, np.zeros(len(r)), width=width, groups=groups) for r in rows]
     return [predict(model, make_loader(d, cfg, rt), inputs, cfg.combine, shifts) for d in datasets]
 
 
@@ -411,7 +431,13 @@ def fit_fold(
     folder.mkdir(parents=True, exist_ok=True)
     rt = Runtime.resolve(cfg)
     torch.manual_seed(seed)
-    normaliser = Normaliser.fit(stacks, data.train_rows, cfg.normalise, seed)
+    groups = None
+    if data.groups is not None:  # one model of several patients: each normalised by its own
+        groups = GroupNormaliser.fit(stacks, data.train_rows, data.groups, cfg.normalise, seed)
+        normaliser = groups.identity()
+    else:
+        normaliser = Normaliser.fit(stacks, data.train_rows, cfg.normalise, seed)
+    saved_groups = groups.to_dict() if groups is not None else None
     width = cfg.window_frames if cfg.level == "window" else None
     _, bands, frames = stacks.shape[1:]
     size = _input_size(cfg, bands, width or frames)
@@ -421,9 +447,15 @@ def fit_fold(
         model = model.to(memory_format=torch.channels_last)
     limits = augment.AugmentLimits.for_stack(bands, width or frames) if cfg.augment else None
     train_set = StackDataset(
-        stacks, data.train_rows, data.train_labels, width=width, train=True, augment=limits
+        stacks,
+        data.train_rows,
+        data.train_labels,
+        width=width,
+        train=True,
+        augment=limits,
+        groups=groups,
     )
-    valid_set = StackDataset(stacks, data.valid_rows, data.valid_labels, width=width)
+    valid_set = StackDataset(stacks, data.valid_rows, data.valid_labels, width=width, groups=groups)
     inputs = ModelInput(rt, normaliser)
     order = train_sampler(train_set, cfg)
     train_loader = make_loader(train_set, cfg, rt, order, drop_last=len(train_set) > cfg.batch_size)
@@ -468,7 +500,10 @@ def fit_fold(
             clock, loss_sum, images = LoaderClock(), torch.zeros((), device=rt.device), 0
             for step, (x, y, params) in enumerate(clock(train_loader), 1):
                 x = inputs(x, params if limits is not None else None)
-                loss_sum += opt.step(runner, x, y.to(rt.device, non_blocking=True), rt)
+                y = y.to(rt.device, non_blocking=True)
+                if cfg.mixup:
+                    x, y = mixup(x, y, cfg.mixup)
+                loss_sum += opt.step(runner, x, y, rt)
                 images += len(x)
                 bar.update()
                 if step % POSTFIX_STEPS == 0:
@@ -479,10 +514,14 @@ def fit_fold(
                 recalibrate_batchnorm(model, bn_loader, inputs)
             score = auc(data.valid_labels, predict(model, valid_loader, inputs, cfg.combine))
             state["epoch"] = epoch
-            if score > state["best_auc"] or state["best_epoch"] == 0:
+            if cfg.select == "last" or score > state["best_auc"] or state["best_epoch"] == 0:
                 state.update(best_auc=score, best_epoch=epoch, stale=0)
                 _save(
-                    {"model": model.state_dict(), "normaliser": normaliser.to_dict()},
+                    {
+                        "model": model.state_dict(),
+                        "normaliser": normaliser.to_dict(),
+                        "groups": saved_groups,
+                    },
                     folder / "best.pt",
                 )
             else:
@@ -502,7 +541,9 @@ def fit_fold(
 
     best = torch.load(folder / "best.pt", map_location=rt.device, weights_only=False)
     model.load_state_dict(best["model"])
-    test_set = StackDataset(stacks, data.test_rows, np.zeros(len(data.test_rows)), width=width)
+    test_set = StackDataset(
+        stacks, data.test_rows, np.zeros(len(data.test_rows)), width=width, groups=groups
+    )
     result = {
         **(meta or {}),
         "seed": seed,

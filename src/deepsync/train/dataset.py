@@ -1,7 +1,8 @@
 """From the memory-mapped feature cache to batches, without decoding anything.
 
 `Normaliser` holds per-electrode (or per electrode and band) mean and std of the
-training fold's stacks. `StackDataset` serves float16 (16, bands, frames) stacks as they
+training fold's stacks; `GroupNormaliser` one such per patient, for a model of all
+patients. `StackDataset` serves float16 (16, bands, frames) stacks as they
 are cached, or at window level crops of ``window_frames`` frames: a random crop for
 training, every non-overlapping crop (the last one flush with the end) for prediction;
 training items also carry their augmentation's parameters. Normalising and augmenting
@@ -54,6 +55,62 @@ class Normaliser:
         return cls(np.asarray(values["mean"], np.float32), np.asarray(values["std"], np.float32))
 
 
+@dataclass(frozen=True)
+class GroupNormaliser:
+    """One `Normaliser` per group of rows (a patient): for a model trained on all patients.
+
+    ``groups``: the group of every cache row (-1: none); ``mean``/``std``: (G, C, B or 1, 1).
+    Applied in the dataset, so a batch leaves the loader already normalised (float16) and
+    the training device's own normaliser is the identity.
+    """
+
+    groups: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def fit(
+        cls, stacks: np.ndarray, rows: np.ndarray, groups: np.ndarray, kind: str, seed: int
+    ) -> GroupNormaliser:
+        """Each group's statistics from its own ``rows`` (training rows) only."""
+        groups = np.asarray(groups, dtype=np.int64)
+        rows = np.asarray(rows)
+        count = int(groups.max()) + 1
+        fitted = []
+        for group in range(count):
+            mine = rows[groups[rows] == group]
+            if len(mine) == 0:
+                raise ValueError(f"group {group} has no training rows to normalise with")
+            fitted.append(Normaliser.fit(stacks, mine, kind, seed + group))
+        return cls(groups, np.stack([f.mean for f in fitted]), np.stack([f.std for f in fitted]))
+
+    def __call__(self, x: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        g = self.groups[rows]
+        if (g < 0).any():
+            raise ValueError("rows outside every group cannot be normalised")
+        return ((x.astype(np.float32) - self.mean[g]) / self.std[g]).astype(np.float16)
+
+    def identity(self) -> Normaliser:
+        """What the device applies after this: nothing."""
+        shape = self.mean.shape[1:]
+        return Normaliser(np.zeros(shape, np.float32), np.ones(shape, np.float32))
+
+    def to_dict(self) -> dict:
+        return {
+            "groups": self.groups.tolist(),
+            "mean": self.mean.tolist(),
+            "std": self.std.tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, values: dict) -> GroupNormaliser:
+        return cls(
+            np.asarray(values["groups"], np.int64),
+            np.asarray(values["mean"], np.float32),
+            np.asarray(values["std"], np.float32),
+        )
+
+
 def window_starts(frames: int, width: int) -> np.ndarray:
     """Starts of the non-overlapping crops covering ``frames``; the last ends at the end."""
     if width >= frames:
@@ -70,7 +127,8 @@ class StackDataset(Dataset):
     ``width``: None for whole stacks; a crop width for window level. Training takes one
     random crop per segment per epoch; otherwise each item is one (segment, crop) pair and
     ``owner`` says which segment it belongs to. ``augment``: limits of the augmentations
-    drawn for training items (None: none, the parameters are zeros).
+    drawn for training items (None: none, the parameters are zeros). ``groups``: a
+    per-patient normaliser applied here (a model of all patients), else none.
     """
 
     def __init__(
@@ -83,8 +141,10 @@ class StackDataset(Dataset):
         train: bool = False,
         augment: AugmentLimits | None = None,
         seed: int = 0,
+        groups: GroupNormaliser | None = None,
     ):
         self.stacks, self.rows, self.labels = stacks, np.asarray(rows), np.asarray(labels)
+        self.groups = groups
         self.width, self.train, self.augment = width, train, augment
         self.rng = np.random.default_rng(seed)
         frames = stacks.shape[-1]
@@ -121,6 +181,8 @@ class StackDataset(Dataset):
             x = np.stack(
                 [self.stacks[r, ..., s : s + self.width] for r, s in zip(rows, starts, strict=True)]
             )
+        if self.groups is not None:
+            x = self.groups(x, rows)
         params = np.zeros((len(items), PARAMS), np.float32)
         if self.train and self.augment is not None:
             for k, rng in enumerate(rngs):

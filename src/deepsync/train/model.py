@@ -10,7 +10,9 @@ convolution and classifier learn, everything between stays frozen).
 
 from __future__ import annotations
 
+import functools
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -18,8 +20,18 @@ from torch import nn
 
 from deepsync.config import CnnConfig
 from deepsync.errors import DeepSyncError
+from deepsync.train import spectral
 
 CHANNELS = 16
+
+# The kit's own models, by name, beside timm's: each takes in_chans, num_classes and
+# drop_rate as timm's do. A new one is one line here.
+KIT_MODELS: dict[str, Callable[..., nn.Module]] = {
+    "electrodenet": functools.partial(spectral.ElectrodeNet, width=8),
+    "electrodenet_wide": functools.partial(spectral.ElectrodeNet, width=16),
+    "spectrumnet": functools.partial(spectral.SpectrumNet, width=8),
+    "spectrumnet_wide": functools.partial(spectral.SpectrumNet, width=16),
+}
 
 
 class PretrainedWeightsWarning(UserWarning):
@@ -27,14 +39,17 @@ class PretrainedWeightsWarning(UserWarning):
 
 
 def check_model_name(name: str) -> None:
-    """Fail at once, with close names, on a model timm does not know."""
+    """Fail at once, with close names, on a model neither the kit nor timm knows."""
+    if name in KIT_MODELS:
+        return
     import timm
 
     if not timm.is_model(name):
-        close = timm.list_models(f"*{name.split('_')[0]}*")[:8]
+        stem = name.split("_")[0]
+        close = [k for k in KIT_MODELS if stem in k] + timm.list_models(f"*{stem}*")[:8]
         raise DeepSyncError(
-            f"cnn.model={name!r} is not a timm model"
-            + (f"; close names: {', '.join(close)}" if close else "")
+            f"cnn.model={name!r} is not a timm model nor one of the kit's "
+            f"({', '.join(KIT_MODELS)})" + (f"; close names: {', '.join(close)}" if close else "")
         )
 
 
@@ -52,11 +67,23 @@ class StackClassifier(nn.Module):
 
 
 def build_model(cfg: CnnConfig, size: tuple[int, int] | None = None) -> StackClassifier:
-    """The configured timm model, weights loaded or randomly initialised, freezing applied."""
-    import timm
-
+    """The configured model (the kit's or timm's), weights loaded or randomly initialised,
+    freezing applied."""
     check_model_name(cfg.model)
     kwargs: dict = {"in_chans": CHANNELS, "num_classes": 1}
+    if cfg.drop_rate:
+        kwargs["drop_rate"] = cfg.drop_rate
+    if cfg.model in KIT_MODELS:
+        if cfg.pretrained_file is not None or cfg.pretrained_hub:
+            raise DeepSyncError(
+                f"cnn.model={cfg.model} is the kit's own model and has no ImageNet weights; "
+                "unset cnn.pretrained_file and cnn.pretrained_hub, or pick a timm model"
+            )
+        backbone = KIT_MODELS[cfg.model](**kwargs)
+        freeze(backbone, cfg.freeze)
+        return StackClassifier(backbone, size)
+    import timm
+
     if cfg.pretrained_file is not None:
         path = Path(cfg.pretrained_file)
         if not path.is_file():

@@ -7,7 +7,8 @@ Layout of ``runs/<run>/``:
 - ``<model>/test.csv``: segment, patient, all_zero, fold, score (each fold's model on the
   test set; all-zero segments are predicted too, and flagged);
 - ``<model>/metrics.json``: AUC per fold and patient, pooled raw and calibrated;
-- ``cnn/patient<P>/fold<K>/``: best.pt, log.csv, result.json (last.pt while training).
+- ``cnn/patient<P>/fold<K>/``: best.pt, log.csv, result.json (last.pt while training);
+  ``cnn/all/fold<K>/`` instead with ``cnn.scope=all`` (one model of every patient per fold).
 A rerun skips folds whose result is saved and resumes a fold that was interrupted; a run
 folder made with other settings is refused rather than mixed.
 """
@@ -22,6 +23,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
@@ -199,10 +201,23 @@ def _run_cnn(cache, folds, test, config, folder, progress) -> tuple[pd.DataFrame
     from deepsync.train.fold_processes import FoldJob, processes_for, train_folds
 
     parts, results, jobs = {}, {}, []
-    for patient, fold, training, held, patient_test in _fold_parts(folds, test):
-        key = (int(patient), fold)
+    everyone = config.cnn.scope == "all"
+    if everyone:  # one model per fold over every patient, each normalised by its own
+        groups = np.full(cache.stacks.shape[0], -1, dtype=np.int64)
+        patients = sorted(folds["patient"].unique())
+        for k, patient in enumerate(patients):
+            groups[cache.segments.loc[cache.segments["patient"] == patient, "row"]] = k
+        pieces = [
+            ("all", int(fold), folds[folds["fold"] != fold], folds[folds["fold"] == fold], test)
+            for fold in sorted(folds["fold"].unique())
+        ]
+    else:
+        groups = None
+        pieces = _fold_parts(folds, test)
+    for patient, fold, training, held, patient_test in pieces:
+        key = (patient if everyone else int(patient), fold)
         parts[key] = (held, patient_test)
-        fold_folder = folder / "cnn" / f"patient{patient}" / f"fold{fold}"
+        fold_folder = cnn_fold_folder(folder, patient, fold)
         if (fold_folder / "result.json").exists():
             results[key] = json.loads((fold_folder / "result.json").read_text())
             _say_fold(key, results[key], "(already trained)")
@@ -213,9 +228,10 @@ def _run_cnn(cache, folds, test, config, folder, progress) -> tuple[pd.DataFrame
             held["row"].to_numpy(),
             held["label"].to_numpy(),
             patient_test["row"].to_numpy(),
+            groups,
         )
         meta = {"patient": key[0], "fold": fold, "model": config.cnn.model}
-        seed = config.train.seed + 100 * key[0] + fold
+        seed = config.train.seed + (0 if everyone else 100 * key[0]) + fold
         jobs.append(FoldJob(cache.folder, data, config.cnn, seed, fold_folder, meta))
     processes = min(processes_for(config.cnn), len(jobs))
     if processes > 1:
@@ -249,9 +265,16 @@ def _run_cnn(cache, folds, test, config, folder, progress) -> tuple[pd.DataFrame
     return pd.concat(oof_parts, ignore_index=True), pd.concat(test_parts, ignore_index=True)
 
 
-def _say_fold(key: tuple[int, int], result: dict, note: str = "") -> None:
+def cnn_fold_folder(run: Path, patient, fold: int) -> Path:
+    """``cnn/patient<P>/fold<K>`` of a run, or ``cnn/all/fold<K>`` (cnn.scope=all)."""
+    part = "all" if patient == "all" else f"patient{patient}"
+    return run / "cnn" / part / f"fold{fold}"
+
+
+def _say_fold(key: tuple, result: dict, note: str = "") -> None:
+    who = "all patients" if key[0] == "all" else f"patient {key[0]}"
     tqdm.write(
-        f"cnn patient {key[0]} fold {key[1]}: best AUC {result['best_auc']:.3f} at epoch "
+        f"cnn {who} fold {key[1]}: best AUC {result['best_auc']:.3f} at epoch "
         f"{result['best_epoch']} of {result['epochs_run']}" + (f" {note}" if note else "")
     )
 

@@ -1,0 +1,353 @@
+"""`make study`: a grid of named variants trained on the same folds, one table of results.
+
+A grid is a TOML file (``src/deepsync/grids/default.toml`` unless given)::
+
+    seeds = [1, 2]                     # each variant is trained once per seed
+    [variants.baseline]
+    "train.models" = "baseline"
+    [variants.electrodenet]
+    "cnn.model" = "electrodenet"
+    seeds = [1]                        # a costly variant: its own seeds
+
+
+A variant is a set of ``section.key = value`` overrides on top of the profile and the
+command line's ``--set``s, so any setting can be studied. Every (variant, seed) is an
+ordinary training run, ``runs/study/<run>/<variant>-seed<seed>/`` (``<run>``: the
+profile's ``train.run``, one folder per data set) (resumable, refused if its
+settings change), and every run reads one ``folds.csv``: all variants and seeds are scored
+on the same hour-grouped folds; the seed changes initialisation, shuffling and
+augmentation only. Variants that change the features get their own feature cache.
+
+Outputs, in ``reports/study/<run>/``: ``table.csv`` (one row per variant and model: per-patient
+and pooled OOF AUC, calibrated as `make submit` calibrates, mean and spread over seeds,
+wall time, training images/s), ``table.md`` (the same for README), ``study.png`` (pooled
+OOF AUC per variant, one dot per seed) and ``index.html`` (both in one page).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import tomllib
+
+from deepsync.config import Config, load_config
+from deepsync.errors import DeepSyncError
+
+GRIDS = Path(__file__).parent / "grids"
+SHARED = ("data", "synthetic")  # one data set for the whole study
+RECORD = "study.json"  # per run: wall time and training speed
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    overrides: tuple[str, ...]
+    seeds: tuple[int, ...] | None = None  # its own seeds (a costly variant); None: the grid's
+
+
+@dataclass(frozen=True)
+class Grid:
+    variants: tuple[Variant, ...]
+    seeds: tuple[int, ...]
+
+
+def load_grid(path: Path | None = None) -> Grid:
+    """The grid in ``path`` (a file, or a name in ``deepsync/grids``), checked."""
+    named = GRIDS / f"{path or 'default'}.toml"
+    chosen = Path(path) if path is not None and Path(path).exists() else named
+    try:
+        values = tomllib.loads(chosen.read_text())
+    except FileNotFoundError:
+        raise DeepSyncError(
+            f"study grid {path} does not exist; named grids: "
+            + ", ".join(sorted(p.stem for p in GRIDS.glob("*.toml")))
+        ) from None
+    except tomllib.TOMLDecodeError as error:
+        raise DeepSyncError(f"study grid {chosen} is not valid TOML: {error}") from None
+    seeds = _seeds(values.get("seeds", [1]), chosen)
+    table = values.get("variants")
+    if not isinstance(table, dict) or not table:
+        raise DeepSyncError(f"study grid {chosen}: no [variants.NAME] tables")
+    variants = []
+    for name, settings in table.items():
+        if not _plain(name) or not isinstance(settings, dict):
+            raise DeepSyncError(
+                f"study grid {chosen}: variant {name!r} must be a plain name with a table "
+                'of "section.key" = value settings'
+            )
+        overrides, own = [], None
+        for key, value in settings.items():
+            if key == "seeds":
+                own = _seeds(value, chosen)
+                continue
+            if key.partition(".")[0] in SHARED:
+                raise DeepSyncError(
+                    f"study grid {chosen}: variant {name} sets {key}; the variants of a "
+                    "study share one data set (set data and synthetic in the profile)"
+                )
+            text = str(value).lower() if isinstance(value, bool) else str(value)
+            overrides.append(f"{key}={text}")
+        variants.append(Variant(name, tuple(overrides), own))
+    return Grid(tuple(variants), seeds)
+
+
+def _seeds(value, chosen: Path) -> tuple[int, ...]:
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(isinstance(s, int) and not isinstance(s, bool) for s in value)
+    ):
+        raise DeepSyncError(f"study grid {chosen}: seeds must be a list of integers")
+    return tuple(dict.fromkeys(value))
+
+
+def _plain(name: str) -> bool:
+    return name.replace("_", "").replace("-", "").isalnum()
+
+
+def pick(grid: Grid, only: str = "", seeds: str = "") -> Grid:
+    """The grid cut to the ``only`` variants and given ``seeds`` (comma-separated)."""
+    variants = grid.variants
+    if only:
+        wanted = [v.strip() for v in only.split(",") if v.strip()]
+        known = {v.name: v for v in variants}
+        missing = [w for w in wanted if w not in known]
+        if missing:
+            raise DeepSyncError(
+                f"no variant {', '.join(missing)} in the grid; it has {', '.join(known)}"
+            )
+        variants = tuple(known[w] for w in wanted)
+    if not seeds:
+        return Grid(variants, grid.seeds)
+    try:
+        chosen = tuple(int(s) for s in seeds.split(","))
+    except ValueError:
+        raise DeepSyncError(f"--seeds {seeds!r} must look like 1,2,3") from None
+    return Grid(tuple(Variant(v.name, v.overrides) for v in variants), chosen)
+
+
+def run_configs(
+    grid: Grid, profile: Path | None, overrides: list[str]
+) -> list[tuple[Variant, int, Config]]:
+    """The configuration of every (variant, seed), all checked before anything trains."""
+    base = load_config(profile, overrides)
+    root = Path(base.train.runs_root) / "study" / base.train.run  # one per data set
+    runs = []
+    for variant in grid.variants:
+        for seed in variant.seeds or grid.seeds:
+            extra = [
+                *variant.overrides,
+                f"train.seed={seed}",
+                f"train.runs_root={root}",
+                f"train.run={variant.name}-seed{seed}",
+            ]
+            try:
+                config = load_config(profile, [*overrides, *extra])
+            except DeepSyncError as error:
+                raise DeepSyncError(f"study variant {variant.name}: {error}") from None
+            runs.append((variant, seed, config))
+    return runs
+
+
+@dataclass
+class StudyReport:
+    table: pd.DataFrame
+    runs: pd.DataFrame  # one row per (variant, seed, model)
+    folder: Path
+    seconds: float
+
+
+def run_study(
+    grid: Grid,
+    profile: Path | None,
+    overrides: list[str],
+    out: Path | None = None,
+    *,
+    workers: int = 1,
+    progress: bool = True,
+) -> StudyReport:
+    """Train every (variant, seed) not yet trained, on the same folds; write the table."""
+    from tqdm import tqdm
+
+    from deepsync.features.cache import cache_folder
+    from deepsync.features.stage import build_features
+    from deepsync.train.stage import run_folder, train
+
+    started = time.perf_counter()
+    runs = run_configs(grid, profile, overrides)
+    folds = _shared_folds(runs[0][2])
+    out = Path("reports/study") / runs[0][2].train.runs_root.name if out is None else out
+    rows, built = [], {cache_folder(runs[0][2].features)}
+    for index, (variant, seed, config) in enumerate(runs, 1):
+        folder = run_folder(config)
+        record = folder / RECORD
+        tqdm.write(f"study {index}/{len(runs)}: {variant.name} seed {seed} ({folder})")
+        if not record.exists():
+            if cache_folder(config.features) not in built:  # resumable: cached files skip
+                build_features(config, workers=workers, progress=progress)
+                built.add(cache_folder(config.features))
+            folder.mkdir(parents=True, exist_ok=True)
+            if not (folder / "folds.csv").exists():
+                shutil.copyfile(folds, folder / "folds.csv")
+            clock = time.perf_counter()
+            train(config, progress=progress)
+            seconds = time.perf_counter() - clock
+            record.write_text(json.dumps({"seconds": seconds, "images_per_s": _speed(folder)}))
+        rows += _run_rows(variant.name, seed, folder, config)
+    frame = pd.DataFrame(rows)
+    table = summarise(frame, [v.name for v in grid.variants])
+    out.mkdir(parents=True, exist_ok=True)
+    _write_outputs(table, frame, out)
+    return StudyReport(table, frame, out, time.perf_counter() - started)
+
+
+def _shared_folds(config: Config) -> Path:
+    """One folds.csv for the study (the base seed's), made by training nothing."""
+    from deepsync.features.cache import FeatureCache, cache_folder
+    from deepsync.train.folds import load_or_make_folds, training_segments
+    from deepsync.train.stage import _patients
+
+    path = Path(config.train.runs_root) / "folds.csv"
+    cache = FeatureCache.open(cache_folder(config.features))
+    segments = training_segments(cache.segments, _patients(config))
+    if segments.empty:
+        raise DeepSyncError("no training segments in the feature cache; run `make features`")
+    load_or_make_folds(path, segments, config.train.folds, config.train.seed)
+    return path
+
+
+def _speed(folder: Path) -> float:
+    """Mean training images/s over the CNN's epochs (NaN without a CNN)."""
+    logs = sorted((folder / "cnn").glob("*/fold*/log.csv"))
+    speeds = [pd.read_csv(log)["images_per_s"] for log in logs]
+    speeds = [s for s in speeds if len(s)]
+    return float(pd.concat(speeds).mean()) if speeds else math.nan
+
+
+def _run_rows(name: str, seed: int, folder: Path, config: Config) -> list[dict]:
+    """One row per model of a trained run (and the blend when it has several)."""
+    from deepsync.submit.stage import _candidates
+
+    record = json.loads((folder / RECORD).read_text())
+    rows = []
+    for candidate in _candidates(folder, config):
+        row = {"variant": name, "seed": seed, "model": candidate.model}
+        if candidate.model == "blend":  # pooled: equal weights; calibrated: cross-fitted
+            row["pooled"] = candidate.measured["equal weights"]
+        else:
+            metrics = json.loads((folder / candidate.model / "metrics.json").read_text())
+            for patient, values in metrics["patients"].items():
+                row[f"patient {patient}"] = values["auc"]
+            row["pooled"] = metrics["pooled_auc"]
+            row["worst fold"] = min(
+                (a for p in metrics["patients"].values() for a in p["folds"] if a == a),
+                default=math.nan,
+            )
+        row["calibrated"] = candidate.oof_auc
+        row["calibration"] = candidate.calibration
+        row["seconds"] = record["seconds"]
+        row["images/s"] = record["images_per_s"] if candidate.model == "cnn" else math.nan
+        rows.append(row)
+    return rows
+
+
+def summarise(runs: pd.DataFrame, order: list[str]) -> pd.DataFrame:
+    """Mean over seeds per (variant, model); spread: the seeds' standard deviation."""
+    keys = ["variant", "model"]
+    numeric = [c for c in runs.columns if c not in (*keys, "seed", "calibration")]
+    grouped = runs.groupby(keys, sort=False)
+    table = grouped[numeric].mean()
+    table.insert(numeric.index("pooled") + 1, "pooled sd", grouped["pooled"].std(ddof=0))
+    at = list(table.columns).index("calibrated") + 1
+    table.insert(at, "calibrated sd", grouped["calibrated"].std(ddof=0))
+    table.insert(0, "seeds", grouped["seed"].nunique())
+    table = table.reset_index()
+    rank = {name: k for k, name in enumerate(order)}
+    model_rank = {"baseline": 0, "cnn": 1, "blend": 2}
+    table = table.sort_values(
+        ["variant", "model"],
+        key=lambda c: c.map(rank) if c.name == "variant" else c.map(model_rank),
+    )
+    return table.reset_index(drop=True)
+
+
+def markdown(table: pd.DataFrame) -> str:
+    """The table as GitHub markdown, AUCs to three places, seconds whole."""
+    columns = list(table.columns)
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    for _, row in table.iterrows():
+        cells = []
+        for column in columns:
+            value = row[column]
+            if isinstance(value, float | np.floating):
+                if math.isnan(value):
+                    cells.append("-")
+                elif column in ("seconds", "images/s"):
+                    cells.append(f"{value:.0f}")
+                else:
+                    cells.append(f"{value:.3f}")
+            else:
+                cells.append(str(value))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _write_outputs(table: pd.DataFrame, runs: pd.DataFrame, out: Path) -> None:
+    from deepsync.report.page import Page, write_page
+
+    _atomic(out / "table.csv", table.to_csv(index=False))
+    _atomic(out / "runs.csv", runs.to_csv(index=False))
+    _atomic(out / "table.md", markdown(table) + "\n")
+    page = Page(out)
+    page.heading("Pooled OOF AUC per variant", "study")
+    page.figure(_figure(runs), "study", "pooled OOF AUC, one dot per seed")
+    page.heading("Table", "table")
+    page.note(
+        "Means over seeds on the same hour-grouped folds; sd: spread over seeds; calibrated: "
+        "as `make submit` calibrates (the method in runs.csv); seconds: training wall time "
+        "of one run; images/s: CNN training stacks per second."
+    )
+    page.table(table)
+    write_page(page, "DeepSync study", "made by `make study`")
+
+
+def _figure(runs: pd.DataFrame):
+    from deepsync.report.figures import plt
+
+    pairs = list(dict.fromkeys(zip(runs["variant"], runs["model"], strict=True)))
+    fig, ax = plt().subplots(figsize=(8, 0.45 * len(pairs) + 1.5))
+    for y, (variant, model) in enumerate(pairs):
+        chosen = runs[(runs["variant"] == variant) & (runs["model"] == model)]
+        ax.scatter(chosen["pooled"], [y] * len(chosen), color="C0", zorder=3)
+        ax.scatter(chosen["calibrated"], [y] * len(chosen), color="C1", marker="x", zorder=3)
+    labels = [f"{variant} {model}" for variant, model in pairs]
+    ax.set_yticks(range(len(labels)), labels)
+    ax.invert_yaxis()
+    ax.axvline(0.5, color="grey", lw=0.8)
+    ax.set_xlabel("pooled OOF AUC (dots: raw, crosses: calibrated)")
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def _atomic(path: Path, text: str) -> None:
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    partial.replace(path)
+
+
+def summary(report: StudyReport) -> str:
+    shown = report.table.drop(columns=["seconds"], errors="ignore")
+    return (
+        f"study: {report.table['variant'].nunique()} variants in {report.seconds:.0f} s; "
+        "pooled OOF AUC, mean over seeds (sd: spread):\n"
+        + shown.to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-")
+        + f"\n  {report.folder / 'table.csv'}, table.md, runs.csv, index.html"
+    )

@@ -1,0 +1,116 @@
+"""Compact CNNs made for 16-electrode log-spectrogram stacks, sized for ~1,000 stacks.
+
+An ImageNet backbone sees the 16 electrodes as 16 colours of one picture and has tens of
+millions of weights to fit on a few hundred stacks. `ElectrodeNet` instead runs one small
+2-D convolution stack on each electrode's spectrogram with weights shared by all
+electrodes (16 times the examples for the same weights), averages its feature maps over
+time (a band's power over the segment or window is what carries the preictal signal),
+keeps the frequency axis at a coarse resolution (which band changed matters), and reads
+every electrode's features with one linear head, so electrodes keep their identity.
+Tens of thousands of weights; a CPU trains it in seconds per epoch.
+
+The models are registered by name in `deepsync.train.model` (``cnn.model=electrodenet``)
+beside timm's; they expose timm's ``get_classifier`` so freezing strategies apply.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class ElectrodeNet(nn.Module):
+    """(N, C, bands, frames) -> (N, 1) logit.
+
+    ``width``: channels of the first convolution, doubled at each of ``depth`` blocks
+    (conv 3x3, batch norm, ReLU, 2x2 max pool). ``bands_out``: frequency cells kept per
+    electrode after pooling over time. ``drop_rate``: dropout before the head.
+    """
+
+    def __init__(
+        self,
+        in_chans: int = 16,
+        num_classes: int = 1,
+        *,
+        width: int = 8,
+        depth: int = 3,
+        bands_out: int = 8,
+        drop_rate: float = 0.0,
+    ):
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels = 1
+        for block in range(depth):
+            out = width * 2**block
+            layers += [
+                nn.Conv2d(channels, out, 3, padding=1, bias=False),
+                nn.BatchNorm2d(out),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(2, ceil_mode=True),
+            ]
+            channels = out
+        self.electrode = nn.Sequential(*layers)  # one electrode: (1, bands, frames) in
+        self.pool = nn.AdaptiveAvgPool2d((bands_out, 1))  # time averaged, bands coarse
+        self.in_chans, self.features = in_chans, channels * bands_out
+        self.drop = nn.Dropout(drop_rate)
+        self.head = nn.Linear(in_chans * self.features, num_classes)
+
+    def get_classifier(self) -> nn.Module:
+        return self.head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, bands, frames = x.shape
+        maps = self.electrode(x.reshape(n * c, 1, bands, frames))
+        per_electrode = self.pool(maps).reshape(n, c * self.features)
+        return self.head(self.drop(per_electrode))
+
+
+class SpectrumNet(nn.Module):
+    """(N, C, bands, frames) -> (N, 1) logit, from each electrode's spectrum over time.
+
+    Per electrode, the mean and the standard deviation over time of every band (two
+    1-D signals over frequency) go through ``depth`` shared 1-D convolution blocks over
+    the frequency axis (conv 5, batch norm, ReLU, pool 2), which learn which bands and
+    which band contrasts matter; their maps, pooled to ``bands_out`` cells, are averaged
+    and max-pooled over electrodes (a signature anywhere counts, and any electrode
+    order works), and one linear head reads them. A few thousand weights: it fits a
+    few dozen segments per fold without memorising them.
+    """
+
+    def __init__(
+        self,
+        in_chans: int = 16,
+        num_classes: int = 1,
+        *,
+        width: int = 8,
+        depth: int = 2,
+        bands_out: int = 8,
+        drop_rate: float = 0.0,
+    ):
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels = 2
+        for block in range(depth):
+            out = width * 2**block
+            layers += [
+                nn.Conv1d(channels, out, 5, padding=2, bias=False),
+                nn.BatchNorm1d(out),
+                nn.ReLU(inplace=True),
+                nn.MaxPool1d(2, ceil_mode=True),
+            ]
+            channels = out
+        self.spectrum = nn.Sequential(*layers, nn.AdaptiveAvgPool1d(bands_out))
+        self.in_chans, self.features = in_chans, 2 * channels * bands_out
+        self.drop = nn.Dropout(drop_rate)
+        self.head = nn.Linear(self.features, num_classes)
+
+    def get_classifier(self) -> nn.Module:
+        return self.head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, bands, _ = x.shape
+        x = x.float()
+        profile = torch.stack((x.mean(dim=-1), x.std(dim=-1)), dim=2)  # (N, C, 2, bands)
+        maps = self.spectrum(profile.reshape(n * c, 2, bands)).reshape(n, c, -1)
+        pooled = torch.cat((maps.mean(dim=1), maps.amax(dim=1)), dim=1)
+        return self.head(self.drop(pooled))
