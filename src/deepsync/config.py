@@ -125,6 +125,7 @@ class CnnConfig:
     precision: str = "auto"  # auto (bf16 on A100/L4/H100, fp16 on T4/V100, fp32 on CPU) | ...
     channels_last: bool = True
     compile: bool = False  # torch.compile (pays on a GPU for long runs)
+    deterministic: bool = False  # GPU: deterministic algorithms only (a CPU run always is)
     loader_workers: int = 0  # DataLoader processes, kept across epochs (0: in this process)
     loader_prefetch: int = 2  # batches each loader worker prepares ahead
     fold_processes: int = 0  # folds trained at once, a process each (0: one per GPU if several)

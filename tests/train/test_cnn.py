@@ -363,3 +363,30 @@ def test_mixup_blends_pairs_of_stacks_and_their_labels():
     torch.manual_seed(0)
     again = cnn.mixup(x, y, 0.4)
     assert torch.equal(again[0], mixed) and torch.equal(again[1], labels)  # seeded
+
+
+def test_deterministic_algorithms_change_no_cpu_result_and_are_switched_back(fold, tmp_path):
+    stacks, data = fold
+    cfg = dataclasses.replace(FAST, epochs=1, model="spectrumnet")
+    plain = fit_fold(stacks, data, cfg, 4, tmp_path / "plain", progress=False)
+    seen = []
+    original = cnn._fit_fold
+
+    def spy(*args, **kwargs):
+        seen.append(torch.are_deterministic_algorithms_enabled())
+        return original(*args, **kwargs)
+
+    cnn._fit_fold = spy
+    try:
+        strict = cnn.fit_fold(
+            stacks,
+            data,
+            dataclasses.replace(cfg, deterministic=True),
+            4,
+            tmp_path / "strict",
+            progress=False,
+        )
+    finally:
+        cnn._fit_fold = original
+    assert seen == [True] and not torch.are_deterministic_algorithms_enabled()
+    assert strict["valid_scores"] == plain["valid_scores"]

@@ -139,6 +139,30 @@ def mixup(x: torch.Tensor, y: torch.Tensor, alpha: float) -> tuple[torch.Tensor,
     return w * x + (1 - w) * x[partner], weight * y + (1 - weight) * y[partner]
 
 
+@contextlib.contextmanager
+def deterministic_algorithms(on: bool):
+    """With ``on``: PyTorch's deterministic algorithms only (cuDNN's included, no autotuning
+    of convolutions), then the previous state back.
+
+    A CPU run is bit-for-bit repeatable without it (the same seed, the same figures); a GPU
+    run is not, since several CUDA kernels (cuDNN's backward convolutions among them) add
+    in a varying order. This makes a GPU run repeatable on the same GPU, model and batch,
+    somewhat slower; another GPU or library version may still round differently.
+    """
+    if not on:
+        yield
+        return
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS's own condition
+    before = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark)
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0])
+        torch.backends.cudnn.benchmark = before[1]
+
+
 def epoch_seed(seed: int, epoch: int) -> int:
     return seed * 1009 + epoch
 
@@ -428,6 +452,21 @@ def fit_fold(
     Returns best_auc, best_epoch, epochs_run, valid_scores and test_scores (the best
     epoch's weights), and writes the same, with ``meta`` and the seed, to ``result.json``.
     """
+    with deterministic_algorithms(cfg.deterministic):
+        return _fit_fold(stacks, data, cfg, seed, folder, progress=progress, desc=desc, meta=meta)
+
+
+def _fit_fold(
+    stacks: np.ndarray,
+    data: FoldData,
+    cfg: CnnConfig,
+    seed: int,
+    folder: Path,
+    *,
+    progress: bool,
+    desc: str,
+    meta: dict | None,
+) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     rt = Runtime.resolve(cfg)
     torch.manual_seed(seed)
