@@ -9,6 +9,8 @@ import pytest
 
 from deepsync.errors import DeepSyncError
 from deepsync.study import Grid, Variant, load_grid, pick, run_configs, run_study, summarise
+from deepsync.submit.blend import rank_average
+from deepsync.train.metrics import auc
 from tests.conftest import tiny_overrides
 
 SPECTRUM = ("cnn.model=spectrumnet", "cnn.epochs=2", "cnn.batch_size=8", "cnn.select=last")
@@ -136,6 +138,17 @@ def test_a_two_variant_grid_on_the_tiny_set(tiny_cache, tiny_set, tmp_path):
     assert configs[0]["settings"]["cnn"]["model"] == "spectrumnet"
     assert row["images/s"] > 0 and row["seconds"] > 0
     assert math.isnan(table[table["model"] == "baseline"].iloc[0]["images/s"])
+    blends = []  # the blend's pooled figure: equal-weight rank average of the raw scores
+    for s in (1, 2):
+        oof = [
+            pd.read_csv(runs_root / f"spectrum-seed{s}" / m / "oof.csv").set_index("segment")
+            for m in ("baseline", "cnn")
+        ]
+        mean = rank_average([oof[0]["score"], oof[1]["score"].reindex(oof[0].index)])
+        blends.append(auc(oof[0]["label"], mean))
+    blend = table[table["model"] == "blend"].iloc[0]
+    assert blend["pooled"] == pytest.approx(sum(blends) / 2)
+    assert 0 <= blend["patient 1"] <= 1 and 0 <= blend["calibrated"] <= 1
     saved = pd.read_csv(out / "table.csv")
     assert list(saved["variant"]) == list(table["variant"])
     markdown = (out / "table.md").read_text()

@@ -20,8 +20,10 @@ augmentation only. Variants that change the features get their own feature cache
 
 Outputs, in ``reports/study/<run>/``: ``table.csv`` (one row per variant and model: per-patient
 and pooled OOF AUC, calibrated as `make submit` calibrates, mean and spread over seeds,
-wall time, training images/s), ``table.md`` (the same for README), ``study.png`` (pooled
-OOF AUC per variant, one dot per seed) and ``index.html`` (both in one page).
+wall time, training images/s; the blend's "pooled" is the equal-weight rank average of the
+models' raw scores, its "calibrated" the blend `make submit` would send), ``table.md`` (the
+same for README), ``study.png`` (pooled OOF AUC per variant, one dot per seed) and
+``index.html`` (both in one page).
 """
 
 from __future__ import annotations
@@ -234,13 +236,17 @@ def _speed(folder: Path) -> float:
 def _run_rows(name: str, seed: int, folder: Path, config: Config) -> list[dict]:
     """One row per model of a trained run (and the blend when it has several)."""
     from deepsync.submit.stage import _candidates
+    from deepsync.train.metrics import auc
 
     record = json.loads((folder / RECORD).read_text())
     rows = []
     for candidate in _candidates(folder, config):
         row = {"variant": name, "seed": seed, "model": candidate.model}
-        if candidate.model == "blend":  # pooled: equal weights; calibrated: cross-fitted
-            row["pooled"] = candidate.measured["equal weights"]
+        if candidate.model == "blend":  # pooled: raw scores, equal weights; calibrated: submit's
+            row["pooled"] = candidate.measured["equal weights, raw scores"]
+            oof = pd.read_csv(folder / "baseline" / "oof.csv").set_index("segment")
+            for patient, part in oof.groupby("patient"):
+                row[f"patient {patient}"] = auc(part["label"], candidate.oof.reindex(part.index))
         else:
             metrics = json.loads((folder / candidate.model / "metrics.json").read_text())
             for patient, values in metrics["patients"].items():

@@ -47,6 +47,7 @@ class Candidate:
     test: pd.Series  # calibrated, fold-averaged test score by segment (file name)
     measured: dict[str, float] = field(default_factory=dict)  # pooled OOF AUC per method
     all_zero: frozenset[str] = frozenset()  # test segments that are all zero
+    raw: pd.Series | None = None  # uncalibrated OOF score by segment
 
 
 @dataclass
@@ -152,6 +153,7 @@ def _candidates(run: Path, config: Config) -> list[Candidate]:
                 pd.Series(calibration.calibrate_scores(oof, test, method), index=test["segment"]),
                 measured,
                 frozenset(test.loc[test["all_zero"], "segment"]),
+                pd.Series(oof["score"].to_numpy(), index=oof["segment"]),
             )
         )
     if not found:
@@ -164,7 +166,8 @@ def _candidates(run: Path, config: Config) -> list[Candidate]:
 def _blend(run: Path, found: list[Candidate]) -> Candidate:
     """The models' rank blend, weights cross-fitted on their OOF scores (`fitted_blend`).
 
-    ``measured`` holds the equal-weight rank average's pooled OOF AUC beside it.
+    ``measured`` holds beside it the equal-weight rank average's pooled OOF AUC, of the
+    calibrated scores and of the raw ones (the like of each model's uncalibrated figure).
     """
     oof = pd.read_csv(run / found[0].model / "oof.csv").set_index("segment")
     inputs = [c.oof.reindex(oof.index) for c in found]
@@ -179,6 +182,9 @@ def _blend(run: Path, found: list[Candidate]) -> Candidate:
         {
             "cross-fitted weights": auc(oof["label"], fitted.oof),
             "equal weights": auc(oof["label"], rank_average(inputs)),
+            "equal weights, raw scores": auc(
+                oof["label"], rank_average([c.raw.reindex(oof.index) for c in found])
+            ),
         },
         all_zero=found[0].all_zero,
     )
