@@ -13,7 +13,13 @@ from deepsync.submit.blend import rank_average
 from deepsync.train.metrics import auc
 from tests.conftest import tiny_overrides
 
-SPECTRUM = ("cnn.model=spectrumnet", "cnn.epochs=2", "cnn.batch_size=8", "cnn.select=last")
+SPECTRUM = (
+    "cnn.model=spectrumnet",
+    "cnn.epochs=2",
+    "cnn.batch_size=8",
+    "cnn.select=last",
+    "train.models=baseline,cnn",
+)
 
 
 def write_grid(path, text):
@@ -162,6 +168,23 @@ def test_a_two_variant_grid_on_the_tiny_set(tiny_cache, tiny_set, tmp_path):
         again = run_study(grid, None, overrides, out, progress=False)  # resumes: trains nothing
     assert stamps == {p: p.stat().st_mtime_ns for p in runs_root.rglob("result.json")}
     pd.testing.assert_frame_equal(again.table, table)
+
+    wider = load_grid(  # the same variant with one more model: that model alone trains
+        write_grid(
+            tmp_path / "wider.toml",
+            "seeds = [1, 2]\n[variants.spectrum]\n"
+            + "".join(f'"{k}" = "{v}"\n' for k, v in (o.split("=") for o in SPECTRUM[:-1]))
+            + '"train.models" = "baseline,cnn,logistic:stats"\n',
+        )
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        grown = run_study(wider, None, overrides, out, progress=False).table
+    assert stamps == {p: p.stat().st_mtime_ns for p in runs_root.rglob("result.json")}
+    assert list(grown["model"]) == ["baseline", "cnn", "logistic:stats", "blend"]
+    cnn_rows = [t[t["model"] == "cnn"].iloc[0] for t in (table, grown)]
+    assert cnn_rows[0]["pooled"] == cnn_rows[1]["pooled"]
+    assert cnn_rows[1]["seconds"] > cnn_rows[0]["seconds"]  # the new model's time added
 
 
 def grid_names(grid):

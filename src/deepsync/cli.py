@@ -77,12 +77,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = stages.add_parser(
         "train",
-        help="fit the baseline and the CNN per patient on hour-grouped folds",
+        help="fit the models of train.models per patient on hour-grouped folds",
         description="Per patient, on folds grouped by recording hour (runs/<run>/folds.csv): "
-        "the band-power baseline and the timm CNN. Writes OOF and test predictions and "
-        "metrics to runs/<run>/ and prints per-patient and pooled OOF AUC. Resumable: a "
-        "rerun skips finished folds. Settings: [train], [baseline], [cnn] sections, e.g. "
-        "--set cnn.epochs=5 --set train.models=baseline.",
+        "every model of train.models: baseline (the band-power bar), cnn, and window models "
+        "ESTIMATOR:FAMILIES (logistic, gbm, svm, knn on feature families such as "
+        "power+corr, or all). Writes OOF and test predictions and metrics to runs/<run>/ "
+        "and prints per-patient and pooled OOF AUC, and the blend of the run's models. "
+        "Resumable: a rerun skips finished CNN folds; models can be added to a run later. "
+        "Settings: [train], [baseline], [cnn] sections, e.g. --set cnn.epochs=5 "
+        "--set train.models=baseline,gbm:power+corr.",
     )
     train.add_argument(
         "--leak-check",
@@ -333,9 +336,12 @@ def _run_train(config: Config, args: argparse.Namespace) -> int:
             f"random folds overstate by {aucs['random'] - aucs['grouped']:+.3f}"
         )
         return 0
+    from deepsync.submit.stage import candidates_summary
     from deepsync.train.stage import summary, train
 
-    print(summary(train(config, progress=not args.no_progress)))
+    report = train(config, progress=not args.no_progress)
+    print(summary(report))
+    print(candidates_summary(report.folder, config))
     return 0
 
 

@@ -21,11 +21,8 @@ from deepsync.errors import DeepSyncError
 
 SOURCES = ("synthetic", "kaggle", "dir")
 COMPETITION = "melbourne-university-seizure-prediction"
-MODELS = ("baseline", "cnn")
-ESTIMATORS = ("logistic", "gbm")
 COMBINES = ("max", "mean", "std")
 FREEZES = ("none", "backbone", "first_and_head")
-SUBMIT_MODELS = ("auto", "blend", *MODELS)
 CALIBRATIONS = ("auto", "none", "rank", "standardise", "prior", "platt")
 PROFILES = Path(__file__).parent / "profiles"  # named profiles: --profile demo
 
@@ -69,6 +66,9 @@ class FeaturesConfig:
     table_window_seconds: float = 30.0  # window of the band-power table (20-30 s in 2016)
     table_max_dropout: float = 0.5  # a table window losing more than this is dropped
     impute_max_frames: int = 2  # masked gaps up to this many pooled frames are interpolated
+    # Feature families per table window (deepsync.features.families): all, or some of
+    # power, corr, bandcorr, coherence, entropy, hjorth, stats
+    families: str = "all"
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,8 @@ class TrainConfig:
 
     run: str = "default"  # runs/<run>/: config, folds, checkpoints, OOF, metrics
     runs_root: Path = Path("runs")
-    models: str = "baseline,cnn"  # comma-separated: baseline, cnn
+    # comma-separated: baseline, cnn, ESTIMATOR[:FAMILY+FAMILY] (gbm:power+corr, knn, svm:all)
+    models: str = "baseline,cnn,logistic:all,gbm:all"
     folds: int = 3  # per patient, stratified and grouped by hour
     seed: int = 2016  # folds, initialisation, shuffling, augmentation
     patients: str = ""  # comma-separated patient numbers; empty: all
@@ -85,12 +86,15 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class BaselineConfig:
-    """The winners' kind of model on the band-power table: the bar the CNN must clear."""
+    """The winners' kind of model on window rows of feature families (`baseline` is the
+    estimator on the band powers, the bar the CNN must clear); these settings apply to
+    every window model of ``train.models``."""
 
-    estimator: str = "logistic"  # logistic (regularised) | gbm (histogram gradient boosting)
-    combine: str = "max"  # window scores to a segment score: max | mean | std
+    estimator: str = "logistic"  # `baseline`'s: logistic | gbm | svm | knn
+    combine: str = "max"  # every window model's window scores to a segment: max | mean | std
     iterations: int = 150  # gbm boosting rounds
     learning_rate: float = 0.05  # gbm
+    neighbours: int = 25  # knn
 
 
 @dataclass(frozen=True)
@@ -135,7 +139,9 @@ class CnnConfig:
 class SubmitConfig:
     """What `make submit` writes from a run, and where."""
 
-    model: str = "auto"  # auto (best pooled OOF AUC) | baseline | cnn | blend (rank average)
+    model: str = "auto"  # auto (best pooled OOF AUC) | blend | a model of the run (cnn, ...)
+    blend: str = ""  # models in the blend, comma-separated; empty: every model of the run
+    blend_weights: str = ""  # one weight each (2,1,1); empty: chosen on the OOF folds
     calibration: str = (
         "auto"  # auto (best pooled OOF AUC) | none | rank | standardise | prior | platt
     )
@@ -199,10 +205,11 @@ class Config:
         return self
 
     def _validate_training(self) -> None:
+        from deepsync.train.tabular import ESTIMATORS, parse_models
+
         t, b, c = self.train, self.baseline, self.cnn
         choices = {
-            "train.models": (t.models, MODELS, True),
-            "baseline.estimator": (b.estimator, ESTIMATORS, False),
+            "baseline.estimator": (b.estimator, tuple(ESTIMATORS), False),
             "baseline.combine": (b.combine, COMBINES, False),
             "cnn.combine": (c.combine, COMBINES, False),
             "cnn.freeze": (c.freeze, FREEZES, False),
@@ -213,7 +220,6 @@ class Config:
             "cnn.scope": (c.scope, ("patient", "all"), False),
             "cnn.device": (c.device, ("auto", "cpu", "cuda"), False),
             "cnn.precision": (c.precision, ("auto", "fp32", "bf16", "fp16"), False),
-            "submit.model": (self.submit.model, SUBMIT_MODELS, False),
             "submit.calibration": (self.submit.calibration, CALIBRATIONS, False),
             "kernels.upload": (self.kernels.upload, ("features", "data"), False),
         }
@@ -222,6 +228,24 @@ class Config:
             bad = [v for v in values if v not in valid]
             if bad or not values:
                 raise DeepSyncError(f"{key}={value!r}: use {' | '.join(valid)}")
+        parse_models(t.models, b)
+        sub = self.submit
+        if sub.model not in ("auto", "blend"):
+            parse_models(sub.model, b)  # a model's name; the run must hold it (make submit)
+        if sub.blend:
+            parse_models(sub.blend, b)
+        if sub.blend_weights:
+            try:
+                weights = [float(w) for w in sub.blend_weights.split(",")]
+            except ValueError:
+                weights = [-1.0]
+            if any(w < 0 for w in weights) or sum(weights) <= 0:
+                raise DeepSyncError(
+                    f"submit.blend_weights={sub.blend_weights!r} must look like 2,1,1 "
+                    "(not negative, not all zero)"
+                )
+        if b.neighbours < 1:
+            raise DeepSyncError(f"baseline.neighbours={b.neighbours} must be at least 1")
         if self.submit.name and not _plain_name(self.submit.name):
             raise DeepSyncError(
                 f"submit.name={self.submit.name!r} must be a plain file name (letters, digits, "
@@ -276,6 +300,9 @@ class Config:
             raise DeepSyncError("features.table_max_dropout must be between 0 and 1")
         if f.min_hz <= 0 or f.impute_max_frames < 0:
             raise DeepSyncError("features.min_hz must be positive, impute_max_frames >= 0")
+        from deepsync.features.families import parse_families
+
+        parse_families(f.families)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """The resolved configuration as plain JSON-ready values."""

@@ -191,7 +191,7 @@ def run_study(
         folder = run_folder(config)
         record = folder / RECORD
         tqdm.write(f"study {index}/{len(runs)}: {variant.name} seed {seed} ({folder})")
-        if not record.exists():
+        if not record.exists() or _missing_models(folder, config):
             if cache_folder(config.features) not in built:  # resumable: cached files skip
                 build_features(config, workers=workers, progress=progress)
                 built.add(cache_folder(config.features))
@@ -199,8 +199,10 @@ def run_study(
             if not (folder / "folds.csv").exists():
                 shutil.copyfile(folds, folder / "folds.csv")
             clock = time.perf_counter()
-            train(config, progress=progress)
+            train(config, progress=progress)  # a run that gains models: the CNN's folds kept
             seconds = time.perf_counter() - clock
+            if record.exists():  # the time of the models trained before, and now
+                seconds += json.loads(record.read_text())["seconds"]
             record.write_text(json.dumps({"seconds": seconds, "images_per_s": _speed(folder)}))
         rows += _run_rows(variant.name, seed, folder, config)
     frame = pd.DataFrame(rows)
@@ -225,6 +227,17 @@ def _shared_folds(config: Config) -> Path:
     return path
 
 
+def _missing_models(folder: Path, config: Config) -> list[str]:
+    """The models of ``train.models`` that the run has not trained yet."""
+    from deepsync.train.stage import trained_models
+    from deepsync.train.tabular import parse_models
+
+    held = trained_models(folder)
+    return [
+        m.name for m in parse_models(config.train.models, config.baseline) if m.name not in held
+    ]
+
+
 def _speed(folder: Path) -> float:
     """Mean training images/s over the CNN's epochs (NaN without a CNN)."""
     logs = sorted((folder / "cnn").glob("*/fold*/log.csv"))
@@ -235,20 +248,22 @@ def _speed(folder: Path) -> float:
 
 def _run_rows(name: str, seed: int, folder: Path, config: Config) -> list[dict]:
     """One row per model of a trained run (and the blend when it has several)."""
-    from deepsync.submit.stage import _candidates
+    from deepsync.submit.stage import candidates
     from deepsync.train.metrics import auc
+    from deepsync.train.stage import trained_models
 
     record = json.loads((folder / RECORD).read_text())
+    models = trained_models(folder)
     rows = []
-    for candidate in _candidates(folder, config):
+    for candidate in candidates(folder, config):
         row = {"variant": name, "seed": seed, "model": candidate.model}
         if candidate.model == "blend":  # pooled: raw scores, equal weights; calibrated: submit's
             row["pooled"] = candidate.measured["equal weights, raw scores"]
-            oof = pd.read_csv(folder / "baseline" / "oof.csv").set_index("segment")
+            oof = pd.read_csv(next(iter(models.values())) / "oof.csv").set_index("segment")
             for patient, part in oof.groupby("patient"):
                 row[f"patient {patient}"] = auc(part["label"], candidate.oof.reindex(part.index))
         else:
-            metrics = json.loads((folder / candidate.model / "metrics.json").read_text())
+            metrics = json.loads((models[candidate.model] / "metrics.json").read_text())
             for patient, values in metrics["patients"].items():
                 row[f"patient {patient}"] = values["auc"]
             row["pooled"] = metrics["pooled_auc"]
@@ -276,7 +291,8 @@ def summarise(runs: pd.DataFrame, order: list[str]) -> pd.DataFrame:
     table.insert(0, "seeds", grouped["seed"].nunique())
     table = table.reset_index()
     rank = {name: k for k, name in enumerate(order)}
-    model_rank = {"baseline": 0, "cnn": 1, "blend": 2}
+    models = list(dict.fromkeys(runs["model"]))  # as the runs listed them: blend last
+    model_rank = {m: k + (len(models) if m == "blend" else 0) for k, m in enumerate(models)}
     table = table.sort_values(
         ["variant", "model"],
         key=lambda c: c.map(rank) if c.name == "variant" else c.map(model_rank),

@@ -84,7 +84,7 @@ def test_kernel_matches_scipy(params, seconds):
 def test_kernel_before_float16_is_closer_still():
     x = signal(60, seed=4)
     plan = plan_for(FeaturesConfig(), x.shape[1], FS)
-    image, _ = run_kernel(x, plan, np.ones(plan.n_frames, bool))
+    image, _, _ = run_kernel(x, plan, np.ones(plan.n_frames, bool))
     expected, _ = reference(x, plan)
     assert np.max(np.abs(image - expected) / np.maximum(np.abs(expected), 1)) < 1e-4
 

@@ -137,3 +137,33 @@ def test_blend_weights_for_a_fold_are_chosen_on_the_other_folds():
     assert set(fitted.per_fold) == {0, 1, 2}
     tied = fitted_blend([labels.astype(float), labels.astype(float)], labels, folds)
     assert tied.weights == (0.5, 0.5)  # ties go to equal weights
+
+
+def test_the_weight_grid_coarsens_for_many_models():
+    from deepsync.submit.blend import MAX_GRID, weight_grid
+
+    assert len(weight_grid(4)) == 286  # still tenths
+    for models in (5, 8, 11):
+        grid = weight_grid(models)
+        assert 1 < len(grid) <= MAX_GRID and all(abs(sum(w) - 1) < 1e-9 for w in grid)
+        assert tuple([1.0] + [0.0] * (models - 1)) in grid  # one model alone stays possible
+
+
+def test_a_blend_of_three_models_uses_what_each_knows():
+    """Each model ranks one patient's segments; the blend of all three ranks them all."""
+    from deepsync.submit.blend import fitted_blend
+
+    rng = np.random.default_rng(1)
+    n = 90
+    index = [f"s{k}" for k in range(n)]
+    labels = pd.Series(np.tile([0, 1], n // 2), index=index)
+    folds = pd.Series(np.tile(np.repeat([0, 1, 2], 2), n // 6), index=index)
+    patient = np.repeat([0, 1, 2], n // 3)
+    inputs = []
+    for knows in range(3):  # signal on its own patient, noise on the others
+        scores = rng.normal(0, 1, n) + np.where(patient == knows, 3.0 * labels, 0.0)
+        inputs.append(pd.Series(scores, index=index))
+    fitted = fitted_blend(inputs, labels, folds)
+    best_alone = max(auc(labels, s) for s in inputs)
+    assert auc(labels, fitted.oof) > best_alone + 0.05
+    assert all(w > 0 for w in fitted.weights) and abs(sum(fitted.weights) - 1) < 1e-9

@@ -34,9 +34,10 @@ def tiny_set_of(cache):
 def test_the_run_folder_holds_folds_predictions_and_metrics(trained):
     config, cache, report = trained
     folder = report.folder
-    assert {p.name for p in folder.iterdir()} == {"config.json", "folds.csv", "baseline", "cnn"}
+    models = ("baseline", "cnn", "logistic-all", "gbm-all")  # the default train.models
+    assert {p.name for p in folder.iterdir()} == {"config.json", "folds.csv", *models}
     folds = pd.read_csv(folder / "folds.csv")
-    for model in ("baseline", "cnn"):
+    for model in models:
         oof = pd.read_csv(folder / model / "oof.csv")
         assert sorted(oof["segment"]) == sorted(folds["segment"])  # each training segment once
         merged = oof.merge(folds, on="segment", suffixes=("", "_folds"))
@@ -52,7 +53,7 @@ def test_the_run_folder_holds_folds_predictions_and_metrics(trained):
     assert saved["settings"]["cnn"]["model"] == "test_resnet" and saved["versions"]["torch"]
     assert (folder / "cnn" / "patient1" / "fold0" / "best.pt").exists()
     text = summary(report)
-    assert "baseline" in text and "cnn" in text and "pooled" in text
+    assert all(m in text for m in ("baseline", "cnn", "logistic:all", "gbm:all", "pooled"))
 
 
 def test_a_rerun_reuses_finished_folds(trained, monkeypatch):

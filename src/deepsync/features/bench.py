@@ -2,8 +2,9 @@
 
 On N full-length (600 s) synthetic segments, in one run, alternating the contenders over
 several repetitions, it prints medians and ratios for: ``scipy.io.loadmat`` alone,
-per-channel ``scipy.signal.spectrogram``, our kernel, our decode, the FFT floor, and the
-whole `make features` path with all cores against ``loadmat`` alone with as many
+per-channel ``scipy.signal.spectrogram``, our kernel (band powers only, and with every
+feature family), our decode, the FFT floor, and the whole `make features` path with all
+cores, band powers only and with every family, against ``loadmat`` alone with as many
 processes; plus peak RSS per worker. Timings are this machine's, noisy: trust ratios.
 """
 
@@ -34,6 +35,7 @@ from deepsync.features.stage import build_features, in_worker
 from deepsync.parallel import parallel_map
 
 KERNEL_TARGET = 4.0  # at least this many times faster than per-channel scipy
+FAMILIES_TARGET = 2.0  # every feature family: at most this many times the band powers' time
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,16 +102,18 @@ def _scipy_spectrogram(x: np.ndarray) -> None:
 
 def _per_segment(paths: list[Path], reps: int) -> dict[str, float]:
     """Median seconds per segment of each step, contenders alternating on each file."""
-    params = load_config().features
+    params = load_config(overrides=["features.families=power"]).features
     first = read_segment(paths[0])
     plan = plan_for(params, first.data.shape[0], first.sampling_rate)
+    every = plan_for(load_config().features, first.data.shape[0], first.sampling_rate)
     segment_features(first.channels_major, plan)  # numba: load or compile once
+    segment_features(first.channels_major, every)
     frames = (
         np.lib.stride_tricks.sliding_window_view(first.channels_major, 400, axis=1)[:, ::200]
         * plan.window
     )
     times: dict[str, list[float]] = {
-        k: [] for k in ("loadmat", "decode", "scipy", "kernel", "fft floor")
+        k: [] for k in ("loadmat", "decode", "scipy", "kernel", "families", "fft floor")
     }
     for _ in range(reps):
         for path in paths:
@@ -118,6 +122,7 @@ def _per_segment(paths: list[Path], reps: int) -> dict[str, float]:
             segment = read_segment(path)
             times["scipy"].append(_timed(_scipy_spectrogram, segment.data))
             times["kernel"].append(_timed(segment_features, segment.channels_major, plan))
+            times["families"].append(_timed(segment_features, segment.channels_major, every))
             times["fft floor"].append(_timed(_fft_floor, frames))
     return {k: statistics.median(v) for k, v in times.items()}
 
@@ -138,27 +143,31 @@ def _whole_path(root: Path, paths: list[Path], reps: int, workers: int) -> dict[
         folder.mkdir(parents=True)
         for path in paths:
             os.link(path, folder / path.name)
-        config = load_config(
-            overrides=[
-                "data.source=dir",
-                f"data.data_dir={folder.parent}",
-                f"data.root={scratch}/data",
-                f"features.cache_root={scratch}/cache",
-            ]
-        )
-        prepare(config, progress=False)
-        build_features(config, workers=workers, progress=False)  # warm: page cache, numba cache
-        times = {"loadmat alone": [], "make features": []}
+        where = [
+            "data.source=dir",
+            f"data.data_dir={folder.parent}",
+            f"data.root={scratch}/data",
+            f"features.cache_root={scratch}/cache",
+        ]
+        configs = {
+            "make features": load_config(overrides=[*where, "features.families=power"]),
+            "make features, all families": load_config(overrides=where),
+        }
+        prepare(configs["make features"], progress=False)
+        for config in configs.values():  # warm: page cache, numba cache
+            build_features(config, workers=workers, progress=False)
+        times = {"loadmat alone": [], **{name: [] for name in configs}}
         for _ in range(reps):
             start = time.perf_counter()
             with closing(parallel_map(_load_only, paths, workers)) as loaded:
                 list(loaded)
             times["loadmat alone"].append((time.perf_counter() - start) / len(paths))
-            shutil.rmtree(f"{scratch}/cache")
-            start = time.perf_counter()
-            report = build_features(config, workers=workers, progress=False)
-            times["make features"].append((time.perf_counter() - start) / len(paths))
-            assert report.ok and report.computed == len(paths)
+            for name, config in configs.items():
+                shutil.rmtree(f"{scratch}/cache")
+                start = time.perf_counter()
+                report = build_features(config, workers=workers, progress=False)
+                times[name].append((time.perf_counter() - start) / len(paths))
+                assert report.ok and report.computed == len(paths)
     return {k: statistics.median(v) for k, v in times.items()}
 
 
@@ -166,7 +175,7 @@ def _peak_rss_after(path: Path) -> int:
     """In a worker: peak RSS (bytes) after the stage's own work on one segment."""
     from deepsync.features.stage import _compute
 
-    _compute((0, str(path), [], load_config().features, 20))
+    _compute((0, str(path), [], load_config().features, 20))  # every family: the most memory
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
@@ -183,6 +192,7 @@ def _report(per: dict[str, float], whole: dict[str, float], workers: int, rss: i
         ("decode", "our decode (read_segment)"),
         ("scipy", "per-channel scipy.signal.spectrogram"),
         ("kernel", "our kernel (segment_features, all threads)"),
+        ("families", "the same with every feature family"),
         ("fft floor", "FFT floor: scipy.fft.rfft of all frames, all cores"),
     ):
         print(f"  {label:<46} {ms[name]:8.1f}")
@@ -193,6 +203,8 @@ def _report(per: dict[str, float], whole: dict[str, float], workers: int, rss: i
     )
     print(f"  kernel vs FFT floor: {per['kernel'] / per['fft floor']:.2f}x the floor (target 2x)")
     print(f"  decode vs loadmat: {per['loadmat'] / per['decode']:.2f}x faster")
+    families = per["families"] / per["kernel"]
+    print(f"  every feature family vs band powers only: {families:.2f}x the time")
     print(f"\nwhole path, {workers} processes (median ms per segment, wall):")
     for name, value in whole.items():
         print(f"  {name:<46} {value * 1000:8.1f}")
@@ -200,6 +212,12 @@ def _report(per: dict[str, float], whole: dict[str, float], workers: int, rss: i
     print(
         f"  make features vs loadmat alone: {ratio:.2f}x "
         f"({'faster: target met' if ratio > 1 else 'slower: target NOT met'})"
+    )
+    ratio = whole["make features, all families"] / whole["make features"]
+    met = "met" if ratio <= FAMILIES_TARGET else "NOT met"
+    print(
+        f"  all families vs band powers only: {ratio:.2f}x the time per segment "
+        f"(target at most {FAMILIES_TARGET:.0f}x: {met})"
     )
     print(f"\npeak RSS per worker: {rss / 2**20:.0f} MiB (target under 600 MB)")
 

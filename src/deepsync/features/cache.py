@@ -7,6 +7,9 @@ Layout of ``cache/features-<hash of the parameters>/``:
 - ``windows.npy``: bool (segments, windows), table windows kept (dropout below the limit);
 - ``frames.npy``: bool (segments, frames), image frames with clean signal (the rest were
   filled: interpolated or the mean);
+- ``family_<name>.npy``: float32 (segments, windows, width) for each feature family beside
+  the band powers (``features.families``; `deepsync.features.families`), the table's
+  windows; ``params.json`` says which families the cache holds;
 - ``segments.csv``: the segment index plus row, status, dropout, all_zero, frames_valid,
   windows_valid; written when a run ends;
 - ``journal.jsonl``: one line per finished segment, appended only after its rows are
@@ -29,10 +32,11 @@ import pandas as pd
 
 from deepsync.config import FeaturesConfig
 from deepsync.errors import DeepSyncError
+from deepsync.features.families import FAMILIES, parse_families
 
-KERNEL_VERSION = 4  # part of the hash: bump when the kernel or the cache layout changes
+KERNEL_VERSION = 5  # part of the hash: bump when the kernel or the cache layout changes
 TABLE_COLUMNS = 12  # log power in 6 bands, then log share of the total
-ARRAYS = ("stacks", "table", "windows", "frames")
+ARRAYS = ("stacks", "table", "windows", "frames")  # every cache; family_<name> beside them
 
 
 def cache_folder(params: FeaturesConfig) -> Path:
@@ -42,6 +46,7 @@ def cache_folder(params: FeaturesConfig) -> Path:
 
 def params_hash(params: FeaturesConfig) -> str:
     described = {k: v for k, v in asdict(params).items() if k != "cache_root"}
+    described["families"] = list(parse_families(params.families))  # "all" resolved
     described["kernel_version"] = KERNEL_VERSION
     text = json.dumps(described, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
@@ -56,9 +61,17 @@ class Shapes:
     bands: int
     frames: int
     windows: int
+    families: tuple[tuple[str, int], ...] = ()  # (name, width) of each computed family
+
+    @property
+    def arrays(self) -> tuple[str, ...]:
+        return (*ARRAYS, *(f"family_{name}" for name, _ in self.families))
 
     def of(self, name: str) -> tuple[tuple[int, ...], np.dtype]:
         n, c = self.segments, self.channels
+        widths = dict(self.families)
+        if name.startswith("family_"):
+            return (n, self.windows, widths[name.removeprefix("family_")]), np.dtype(np.float32)
         return {
             "stacks": ((n, c, self.bands, self.frames), np.dtype(np.float16)),
             "table": ((n, self.windows, c, TABLE_COLUMNS), np.dtype(np.float32)),
@@ -73,7 +86,7 @@ class RowWriter:
     def __init__(self, folder: Path, shapes: Shapes):
         self.folder, self.shapes = folder, shapes
         self.files, self.offsets = {}, {}
-        for name in ARRAYS:
+        for name in shapes.arrays:
             path = folder / f"{name}.npy"
             shape, dtype = shapes.of(name)
             if not _has_shape(path, shape, dtype):
@@ -111,6 +124,15 @@ def _has_shape(path: Path, shape: tuple[int, ...], dtype: np.dtype) -> bool:
     return array.shape == shape and array.dtype == dtype
 
 
+def held_families(folder: Path) -> tuple[str, ...]:
+    """The feature families a cache holds, from its params.json (power: caches before 5)."""
+    try:
+        params = json.loads((Path(folder) / "params.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return ("power",)
+    return parse_families(params.get("families", "power"))
+
+
 def read_journal(folder: Path) -> dict[int, dict]:
     """Finished rows: row -> record. A torn last line (a kill mid-write) is ignored."""
     path = folder / "journal.jsonl"
@@ -135,6 +157,7 @@ class FeatureCache:
     table: np.ndarray  # float32 (segments, windows, channels, 12), memory-mapped
     windows: np.ndarray  # bool (segments, windows)
     frames: np.ndarray  # bool (segments, frames): False where the stack was filled in
+    families: dict[str, np.ndarray]  # name -> float32 (segments, windows, width), memory-mapped
 
     @classmethod
     def open(cls, folder: Path) -> FeatureCache:
@@ -143,7 +166,35 @@ class FeatureCache:
             raise DeepSyncError(f"no finished feature cache in {folder}; run `make features`")
         segments = pd.read_csv(folder / "segments.csv", dtype={"segment": str, "hour": str})
         arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in ARRAYS}
-        return cls(folder, segments, **arrays)
+        held = held_families(folder)
+        families = {
+            name: np.load(folder / f"family_{name}.npy", mmap_mode="r")
+            for name in held
+            if name != "power"
+        }
+        if "power" in held:  # the band-power table, seen as a family
+            families["power"] = arrays["table"].reshape(*arrays["table"].shape[:2], -1)
+        return cls(folder, segments, **arrays, families=families)
+
+    def check_families(self, names: tuple[str, ...]) -> None:
+        """A one-line error unless the cache holds every named family."""
+        missing = [n for n in names if n not in self.families]
+        if missing:
+            raise DeepSyncError(
+                f"the feature cache {self.folder} holds no {', '.join(missing)} features "
+                f"(it holds {', '.join(self.families)}); add them to features.families "
+                "(all by default) and run `make features`"
+            )
+
+    def window_features(self, rows: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
+        """float32 (len(rows), windows, width): the named families side by side."""
+        self.check_families(names)
+        return np.concatenate([np.asarray(self.families[n][rows]) for n in names], axis=2)
+
+    def columns(self, names: tuple[str, ...]) -> list[str]:
+        """Column names of `window_features` for ``names``."""
+        channels = self.stacks.shape[1]
+        return [f"{name}.{column}" for name in names for column in FAMILIES[name].columns(channels)]
 
     def band_power_table(self) -> pd.DataFrame:
         """The winners' features: one row per kept window of every cached segment.

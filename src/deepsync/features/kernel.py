@@ -45,6 +45,8 @@ def spectrogram_kernel(
     frame_valid,
     image,
     table,
+    spectra_re,
+    spectra_im,
 ):  # pragma: no cover - numba
     """Fill ``image`` (C, B, T) with log mean PSD and ``table`` (C, W, D) with mean PSD.
 
@@ -53,9 +55,12 @@ def spectrogram_kernel(
     pooled_frames: (T, 2) first and one-past-last STFT frame of each pooled frame;
     table_windows likewise (W, 2) for the table's windows. table_lo, table_hi: (D,) bin
     ranges of the canonical bands. frame_valid: (F,) bool, False where a frame overlaps
-    dropout. Channel after channel, without the GIL: callers run channel ranges on
-    threads, all through this one compiled function, so the bits never depend on how
-    the work was split (two compiled copies of the loop would round differently).
+    dropout. spectra_re, spectra_im: float32 (C, F, K2), filled with the detrended,
+    windowed spectrum of every clean frame's first K2 bins (unscaled; K2 = 0: none), for
+    the cross-spectral feature families. Channel after channel, without the GIL: callers
+    run channel ranges on threads, all through this one compiled function, so the bits
+    never depend on how the work was split (two compiled copies of the loop would round
+    differently).
     """
     n_frames = frame_valid.size
     pooled_lo, pooled_hi = _frame_members(pooled_frames, n_frames)
@@ -81,6 +86,8 @@ def spectrogram_kernel(
             window_dft,
             image,
             table,
+            spectra_re,
+            spectra_im,
         )
 
 
@@ -116,14 +123,17 @@ def _channel(
     window_dft,
     image,
     table,
+    spectra_re,
+    spectra_im,
 ):  # pragma: no cover - numba
-    """One channel's rows of ``image`` and ``table``; the rest as `spectrogram_kernel`."""
+    """One channel's rows of ``image``, ``table`` and spectra; see `spectrogram_kernel`."""
     length = window.size
     bins = length // 2 + 1
     n_frames = frame_valid.size
     pooled = np.zeros((pooled_frames.shape[0], bins), np.float32)
     windows = np.zeros((table_windows.shape[0], bins), np.float32)
     power = np.empty(bins, np.float32)
+    kept = min(spectra_re.shape[2], bins)
     frames = np.empty((FRAMES_PER_BLOCK, length), np.float32)
     means = np.empty(FRAMES_PER_BLOCK, np.float32)
     for first in range(0, n_frames, FRAMES_PER_BLOCK):  # a block stays in cache
@@ -149,6 +159,11 @@ def _channel(
                 re = row[k].real - m * real[k]
                 im = row[k].imag - m * imag[k]
                 power[k] = re * re + im * im
+            if kept:
+                out_re, out_im = spectra_re[c, f], spectra_im[c, f]
+                for k in range(kept):
+                    out_re[k] = row[k].real - m * real[k]
+                    out_im[k] = row[k].imag - m * imag[k]
             for t in range(pooled_lo[f], pooled_hi[f]):
                 target = pooled[t]
                 for k in range(bins):
@@ -241,3 +256,163 @@ def dropout_frames(x, length, hop, n_frames):  # pragma: no cover - numba
     for f in range(n_frames):
         hit[f] = before[f * hop + length] - before[f * hop] > 0
     return hit, before[samples] / max(samples, 1)
+
+
+@njit(cache=True, nogil=True)
+def cross_spectra_kernel(
+    spectra_re,
+    spectra_im,
+    frame_valid,
+    windows,
+    window_valid,
+    band_lo,
+    band_hi,
+    band_cross_re,
+    band_cross_im,
+    coherence,
+    power,
+):  # pragma: no cover - numba
+    """Cross spectra of every kept window's clean frames, reduced to what families need.
+
+    spectra_re, spectra_im: float32 (C, F, K) from `spectrogram_kernel`; windows: (W, 2)
+    STFT frame ranges; window_valid: (W,); band_lo, band_hi: (D,) bin ranges. Fills, for
+    kept windows (the rest stay as given):
+    - band_cross_re, band_cross_im (W, D, C, C): sum over the band's bins and the window's
+      clean frames of conj(X_i) X_j (Hermitian; the diagonal holds band powers);
+    - coherence (W, D, P): per pair i < j (row by row), |S_ij|^2 / (S_ii S_jj) per bin,
+      averaged over the band's bins (0 where a power is 0);
+    - power (W, K, C): each electrode's power per bin, summed over the clean frames.
+    The frame sums run in float32 in a fixed order; band sums in float64.
+    """
+    channels, _, bins = spectra_re.shape
+    acc_re = np.zeros((channels, channels, bins), np.float32)
+    acc_im = np.zeros((channels, channels, bins), np.float32)
+    for w in range(windows.shape[0]):
+        if not window_valid[w]:
+            continue
+        acc_re[:] = 0.0
+        acc_im[:] = 0.0
+        for f in range(windows[w, 0], windows[w, 1]):
+            if not frame_valid[f]:
+                continue
+            for i in range(channels):
+                ri, ii = spectra_re[i, f], spectra_im[i, f]
+                for j in range(i, channels):
+                    rj, ij = spectra_re[j, f], spectra_im[j, f]
+                    out_re, out_im = acc_re[i, j], acc_im[i, j]
+                    for k in range(bins):
+                        out_re[k] += ri[k] * rj[k] + ii[k] * ij[k]
+                        out_im[k] += ri[k] * ij[k] - ii[k] * rj[k]
+        for i in range(channels):
+            for k in range(bins):
+                power[w, k, i] = acc_re[i, i, k]
+        pair = 0
+        for i in range(channels):
+            for j in range(i, channels):
+                for d in range(band_lo.size):
+                    total_re = 0.0
+                    total_im = 0.0
+                    share = 0.0
+                    for k in range(band_lo[d], band_hi[d]):
+                        total_re += acc_re[i, j, k]
+                        total_im += acc_im[i, j, k]
+                        if j > i:
+                            scale = float(acc_re[i, i, k]) * float(acc_re[j, j, k])
+                            if scale > 0:
+                                magnitude = (
+                                    float(acc_re[i, j, k]) ** 2 + float(acc_im[i, j, k]) ** 2
+                                )
+                                share += magnitude / scale
+                    band_cross_re[w, d, i, j] = total_re
+                    band_cross_im[w, d, i, j] = total_im
+                    band_cross_re[w, d, j, i] = total_re
+                    band_cross_im[w, d, j, i] = -total_im
+                    if j > i:
+                        coherence[w, d, pair] = share / max(band_hi[d] - band_lo[d], 1)
+                if j > i:
+                    pair += 1
+
+
+@njit(cache=True, nogil=True)
+def time_domain_kernel(x, starts, stops, window_valid, moments, products):  # pragma: no cover
+    """Moments and cross products of every kept window's clean samples.
+
+    x: float32 (C, N); starts, stops: (W,) sample ranges; a sample is clean unless every
+    electrode reads exactly zero (dropout). Fills, for kept windows:
+    - moments (W, C, 9) float64: clean samples n, their mean, sums of d^2, d^3, d^4
+      (d = x - mean), crossings of the mean between neighbouring clean samples, such
+      neighbour pairs, the variance of first differences (over clean pairs) and of
+      second differences (over clean triples);
+    - products (W, C, C) float64: sum of d_i d_j over clean samples.
+    """
+    channels, samples = x.shape
+    clean = np.zeros(samples, np.bool_)
+    for t in range(samples):
+        for c in range(channels):
+            if x[c, t] != 0.0:
+                clean[t] = True
+                break
+    longest = 0
+    for w in range(starts.size):
+        longest = max(longest, stops[w] - starts[w])
+    weight = np.zeros(longest, np.float64)  # 1 at clean samples
+    pair = np.zeros(longest, np.float64)  # 1 where this sample and the one before are clean
+    triple = np.zeros(longest, np.float64)  # ... and the one before that
+    for w in range(starts.size):
+        if not window_valid[w]:
+            continue
+        a, n_w = starts[w], stops[w] - starts[w]
+        centred = np.empty((channels, n_w), np.float64)  # contiguous: for np.dot below
+        n = 0
+        for t in range(n_w):
+            weight[t] = 1.0 if clean[a + t] else 0.0
+            n += clean[a + t]
+        pair[0] = triple[0] = triple[1] = 0.0
+        for t in range(1, n_w):
+            pair[t] = weight[t] * weight[t - 1]
+        for t in range(2, n_w):
+            triple[t] = pair[t] * weight[t - 2]
+        pairs = 0.0
+        triples = 0.0
+        for t in range(n_w):
+            pairs += pair[t]
+            triples += triple[t]
+        for c in range(channels):
+            row = x[c, a : a + n_w]
+            total = 0.0
+            for t in range(n_w):
+                total += row[t] * weight[t]
+            mean = total / max(n, 1)
+            d = centred[c]
+            s2 = s3 = s4 = 0.0
+            for t in range(n_w):
+                v = (row[t] - mean) * weight[t]
+                d[t] = v
+                v2 = v * v
+                s2 += v2
+                s3 += v2 * v
+                s4 += v2 * v2
+            crossings = 0.0
+            d1_sum = d1_sq = d2_sum = d2_sq = 0.0
+            for t in range(1, n_w):
+                changed = (d[t] >= 0) != (d[t - 1] >= 0)
+                crossings += pair[t] * changed
+                step = float(row[t]) - float(row[t - 1])
+                d1_sum += pair[t] * step
+                d1_sq += pair[t] * step * step
+            for t in range(2, n_w):
+                bend = float(row[t]) - 2.0 * float(row[t - 1]) + float(row[t - 2])
+                d2_sum += triple[t] * bend
+                d2_sq += triple[t] * bend * bend
+            moments[w, c, 0] = n
+            moments[w, c, 1] = mean
+            moments[w, c, 2] = s2
+            moments[w, c, 3] = s3
+            moments[w, c, 4] = s4
+            moments[w, c, 5] = crossings
+            moments[w, c, 6] = pairs
+            if pairs:
+                moments[w, c, 7] = d1_sq / pairs - (d1_sum / pairs) ** 2
+            if triples:
+                moments[w, c, 8] = d2_sq / triples - (d2_sum / triples) ** 2
+        products[w] = np.dot(centred, centred.T)

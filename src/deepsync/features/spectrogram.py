@@ -1,4 +1,4 @@
-"""Per-segment features: the CNN's image stack and the winners' band-power table.
+"""Per-segment features: the CNN's image stack, the winners' band-power table and families.
 
 `plan_for` turns the configuration and a segment length into the index arrays the
 kernel needs (computed once per length); `segment_features` runs the kernel on one
@@ -19,6 +19,12 @@ import scipy.signal
 
 from deepsync.config import FeaturesConfig
 from deepsync.errors import DeepSyncError
+from deepsync.features.families import (
+    SPECTRAL,
+    SegmentWindows,
+    compute_families,
+    parse_families,
+)
 from deepsync.features.kernel import POWER_FLOOR, dropout_frames, spectrogram_kernel
 
 CANONICAL_BANDS_HZ = (
@@ -46,6 +52,8 @@ class SpectrogramPlan:
     table_windows: np.ndarray  # (W, 2) first and one-past-last STFT frame of each
     impute_max_frames: int
     table_max_dropout: float
+    sampling_rate: float
+    families: tuple[str, ...]  # beside the band powers (deepsync.features.families)
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,7 @@ class SegmentFeatures:
     frame_valid: np.ndarray  # (frames,) bool: pooled frames with at least one clean STFT frame
     dropout: float  # share of samples where every electrode reads zero
     all_zero: bool
+    families: dict[str, np.ndarray]  # name -> float32 (windows, width); power is ``table``
 
 
 def plan_for(params: FeaturesConfig, samples: int, sampling_rate: float) -> SpectrogramPlan:
@@ -96,6 +105,8 @@ def plan_for(params: FeaturesConfig, samples: int, sampling_rate: float) -> Spec
         table_windows=np.stack([window_edges[:-1], window_edges[1:]], axis=1),
         impute_max_frames=params.impute_max_frames,
         table_max_dropout=params.table_max_dropout,
+        sampling_rate=float(sampling_rate),
+        families=parse_families(params.families),
     )
 
 
@@ -121,8 +132,10 @@ def log_band_edges(bands: int, first_bin: float, bins: int) -> np.ndarray:
 
 def run_kernel(
     x: np.ndarray, plan: SpectrogramPlan, frame_valid: np.ndarray, *, threads: bool = True
-) -> tuple[np.ndarray, np.ndarray]:
-    """The raw kernel: float32 (C, B, T) log mean PSD, NaN where masked; float64 (C, W, D) PSD.
+) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """The raw kernel: float32 (C, B, T) log mean PSD, NaN where masked; float64 (C, W, D) PSD;
+    float32 (C, F, K) real and imaginary spectra of clean frames when a spectral feature
+    family needs them (K = 0 otherwise).
 
     x: float32 (channels, samples), C-contiguous; frame_valid: (F,) bool. ``threads``:
     channel ranges on one thread per core, else all on this thread (the same bits).
@@ -130,6 +143,10 @@ def run_kernel(
     channels, bands = x.shape[0], plan.band_edges.size - 1
     image = np.empty((channels, bands, plan.pooled_frames.shape[0]), np.float32)
     table = np.empty((channels, plan.table_windows.shape[0], plan.table_lo.size), np.float64)
+    kept = int(plan.table_hi.max()) if set(plan.families) & set(SPECTRAL) else 0
+    spectra = tuple(
+        np.zeros((channels, plan.n_frames if kept else 0, kept), np.float32) for _ in range(2)
+    )
 
     def run(first: int, stop: int) -> None:
         spectrogram_kernel(
@@ -145,6 +162,8 @@ def run_kernel(
             frame_valid,
             image[first:stop],
             table[first:stop],
+            spectra[0][first:stop],
+            spectra[1][first:stop],
         )
 
     parts = min(channels, os.cpu_count() or 1) if threads else 1
@@ -153,7 +172,7 @@ def run_kernel(
         run(0, channels)
     else:  # the kernel releases the GIL: the threads really run at once
         list(_threads().map(run, edges[:-1], edges[1:]))
-    return image, table
+    return image, table, spectra
 
 
 @functools.cache
@@ -182,7 +201,7 @@ def segment_features(
     """
     x = np.ascontiguousarray(channels_major, dtype=np.float32)
     hit, dropout = dropout_frames(x, plan.window.size, plan.hop, plan.n_frames)
-    image, table = run_kernel(x, plan, ~hit, threads=threads)
+    image, table, spectra = run_kernel(x, plan, ~hit, threads=threads)
     frame_valid = ~np.isnan(image[0, 0])
     _fill_masked(image, frame_valid, plan.impute_max_frames)
     window_valid = np.array(
@@ -192,6 +211,17 @@ def segment_features(
         ],
         dtype=bool,
     )
+    windows = SegmentWindows(
+        x,
+        spectra=spectra,
+        window_length=plan.window.size,
+        hop=plan.hop,
+        sampling_rate=plan.sampling_rate,
+        frame_valid=~hit,
+        windows=plan.table_windows,
+        window_valid=window_valid,
+        bins=np.stack([plan.table_lo, plan.table_hi], axis=1),
+    )
     return SegmentFeatures(
         image.astype(np.float16),
         _table_rows(table, window_valid),
@@ -199,6 +229,7 @@ def segment_features(
         frame_valid,
         float(dropout),
         not frame_valid.any(),
+        compute_families(windows, plan.families),
     )
 
 

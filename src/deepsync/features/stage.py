@@ -27,7 +27,6 @@ from deepsync.data.segment import read_segment
 from deepsync.data.stage import INDEX_FILE
 from deepsync.errors import DeepSyncError
 from deepsync.features.cache import (
-    ARRAYS,
     FeatureCache,
     RowWriter,
     Shapes,
@@ -35,6 +34,7 @@ from deepsync.features.cache import (
     params_hash,
     read_journal,
 )
+from deepsync.features.families import FAMILIES, parse_families
 from deepsync.features.spectrogram import plan_for, segment_features
 from deepsync.parallel import parallel_map
 
@@ -66,9 +66,9 @@ def build_features(config: Config, *, workers: int = 1, progress: bool = True) -
     params = config.features
     folder = cache_folder(params)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "params.json").write_text(
-        json.dumps({**config.to_dict()["features"], "hash": params_hash(params)}, indent=1)
-    )
+    described = {**config.to_dict()["features"], "hash": params_hash(params)}
+    described["families"] = ",".join(parse_families(params.families))  # "all" resolved
+    (folder / "params.json").write_text(json.dumps(described, indent=1))
     identity = [_identity(path) for path in index["path"]]
     shapes = _shapes(params, index, identity)
     _reset_if_other_layout(folder, index, shapes)
@@ -129,12 +129,18 @@ def _shapes(params: FeaturesConfig, index: pd.DataFrame, identity: list) -> Shap
         except DeepSyncError:
             continue
         plan = plan_for(params, segment.data.shape[0], segment.sampling_rate)
+        channels = segment.data.shape[1]
         return Shapes(
             len(index),
-            segment.data.shape[1],
+            channels,
             params.bands,
             params.frames,
             plan.table_windows.shape[0],
+            tuple(
+                (name, FAMILIES[name].width(channels))
+                for name in plan.families
+                if FAMILIES[name].compute is not None
+            ),
         )
     raise DeepSyncError("no segment in the index could be read; check `make data`'s problems")
 
@@ -144,12 +150,14 @@ def _reset_if_other_layout(folder: Path, index: pd.DataFrame, shapes: Shapes) ->
     layout = {
         "segments": index["segment"].tolist(),
         "shapes": asdict(shapes),
-        "arrays": list(ARRAYS),
+        "arrays": list(shapes.arrays),
     }
+    layout = json.loads(json.dumps(layout))  # tuples as JSON gives them back: lists
     path = folder / "layout.json"
     if path.exists() and json.loads(path.read_text()) == layout:
         return
-    for name in (*[f"{a}.npy" for a in ARRAYS], "journal.jsonl", "segments.csv"):
+    stale = {p.name for p in folder.glob("family_*.npy")} | {f"{a}.npy" for a in shapes.arrays}
+    for name in (*sorted(stale), "journal.jsonl", "segments.csv"):
         (folder / name).unlink(missing_ok=True)
     path.write_text(json.dumps(layout))
 
@@ -224,6 +232,10 @@ def _compute(job) -> tuple[int, tuple[dict, dict] | str]:
     kept = np.zeros(windows, bool)
     n = min(windows, len(features.window_valid))
     table[:n], kept[:n] = features.table[:n], features.window_valid[:n]
+    families = {}
+    for name, values in features.families.items():  # the table's windows, padded alike
+        families[f"family_{name}"] = padded = np.zeros((windows, values.shape[1]), np.float32)
+        padded[:n] = values[:n]
     record = {
         "identity": identity,
         "dropout": round(features.dropout, 6),
@@ -237,6 +249,7 @@ def _compute(job) -> tuple[int, tuple[dict, dict] | str]:
         "table": table,
         "windows": kept,
         "frames": features.frame_valid,
+        **families,
     }
     return row, (arrays, record)
 
@@ -270,7 +283,7 @@ def summary(report: FeatureReport) -> str:
     if (report.folder / "segments.csv").exists():
         cache = FeatureCache.open(report.folder)
         ok = cache.segments[cache.segments["status"] == "ok"]
-        size = sum((report.folder / f"{a}.npy").stat().st_size for a in ARRAYS)
+        size = sum(p.stat().st_size for p in report.folder.glob("*.npy"))
         lines.append(
             f"  dropout: {int((ok['dropout'] > 0).sum())} segments with some, "
             f"{int(ok['all_zero'].sum())} all zero (skipped for training)"
@@ -279,6 +292,8 @@ def summary(report: FeatureReport) -> str:
             f"  cache: {size / 1e6:,.0f} MB; stacks {cache.stacks.shape} float16, "
             f"table {cache.table.shape}"
         )
+        widths = ", ".join(f"{n} {a.shape[2]}" for n, a in cache.families.items())
+        lines.append(f"  feature families (per window): {widths}")
     for message in report.warned[:10]:
         lines.append(f"  warning: {message}")
     for path, reason in report.failed[:20]:

@@ -58,7 +58,8 @@ def _stage_cache(config: Config, folder: Path) -> None:
     cache = cache_folder(config.features)
     if not (cache / "segments.csv").exists():
         raise DeepSyncError(f"no finished feature cache in {cache}: run `make features` first")
-    for name in (*[f"{a}.npy" for a in ARRAYS], "params.json"):
+    families = sorted(p.name for p in cache.glob("family_*.npy"))
+    for name in (*[f"{a}.npy" for a in ARRAYS], *families, "params.json"):
         _link(cache / name, folder / name)
     segments = pd.read_csv(cache / "segments.csv")
     segments["path"] = segments["path"].map(lambda p: Path(str(p)).name)  # no local paths

@@ -19,14 +19,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from deepsync.config import MODELS, Config
+from deepsync.config import Config
 from deepsync.errors import DeepSyncError
 from deepsync.kaggle_client import authenticated_api, kaggle_errors
 from deepsync.kernels.bundle import Bundle
 from deepsync.kernels.entry import TEST_LABELS
 from deepsync.submit import submission
 from deepsync.train.metrics import oof_metrics
-from deepsync.train.stage import write_csv
+from deepsync.train.stage import trained_models, write_csv
 
 OUTPUT_PATTERN = r"\.(csv|json|log|txt)$"  # what comes home: not the checkpoints
 DONE = "COMPLETE"
@@ -137,16 +137,16 @@ def merge_runs(parts: list[Path], target: Path) -> Path:
     if folds["segment"].duplicated().any():
         raise DeepSyncError("two kernels trained the same patient: keep one of them")
     target.mkdir(parents=True, exist_ok=True)
-    merged = configs[0] | {"merged_from": [str(p) for p in parts]}
+    held = [trained_models(p) for p in parts]
+    models = [m for m in held[0] if all(m in h for h in held[1:])]  # trained by every kernel
+    merged = configs[0] | {"merged_from": [str(p) for p in parts], "models": models}
     (target / "config.json").write_text(json.dumps(merged, indent=1))
     write_csv(folds, target / "folds.csv")
-    for model in MODELS:
-        if not all((p / model / "oof.csv").exists() for p in parts):
-            continue
-        out = target / model
+    for model in models:
+        out = target / held[0][model].name
         out.mkdir(exist_ok=True)
-        oof = pd.concat([pd.read_csv(p / model / "oof.csv") for p in parts], ignore_index=True)
-        test = pd.concat([pd.read_csv(p / model / "test.csv") for p in parts], ignore_index=True)
+        oof = pd.concat([pd.read_csv(h[model] / "oof.csv") for h in held], ignore_index=True)
+        test = pd.concat([pd.read_csv(h[model] / "test.csv") for h in held], ignore_index=True)
         write_csv(oof, out / "oof.csv")
         write_csv(test, out / "test.csv")
         (out / "metrics.json").write_text(json.dumps(oof_metrics(oof), indent=1))

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from deepsync.config import MODELS, Config
+from deepsync.config import Config
 from deepsync.errors import DeepSyncError
 from deepsync.features.cache import FeatureCache, cache_folder
 from deepsync.features.pictures import choose_pairs, stack_axes, stack_figure
@@ -149,7 +149,10 @@ def _stacks_section(page: Page, cache: FeatureCache, config: Config) -> None:
 
 def _run_section(page: Page, run: Path) -> None:
     page.heading(f"Run {run.name}", f"run-{run.name}")
-    oofs = {m: pd.read_csv(run / m / "oof.csv") for m in MODELS if (run / m / "oof.csv").exists()}
+    from deepsync.train.stage import trained_models
+
+    models = trained_models(run)
+    oofs = {name: pd.read_csv(folder / "oof.csv") for name, folder in models.items()}
     if not oofs:
         page.note("no model has finished in this run yet")
         return
@@ -158,7 +161,7 @@ def _run_section(page: Page, run: Path) -> None:
         f"{run.name}_roc",
         "out-of-fold ROC curves per patient and pooled over patients (as the leaderboard pools)",
     )
-    page.table(_fold_table(run, list(oofs)))
+    page.table(_fold_table(models))
     logs = {}
     for log in sorted(run.glob("cnn/*/fold*/log.csv")):
         who = log.parent.parent.name.removeprefix("patient")  # or "all" (cnn.scope=all)
@@ -172,11 +175,11 @@ def _run_section(page: Page, run: Path) -> None:
         )
 
 
-def _fold_table(run: Path, models: list[str]) -> pd.DataFrame:
+def _fold_table(models: dict[str, Path]) -> pd.DataFrame:
     """One row per model and patient: each fold's AUC, the patient's, pooled and calibrated."""
     rows = []
-    for model in models:
-        metrics = json.loads((run / model / "metrics.json").read_text())
+    for model, folder in models.items():
+        metrics = json.loads((folder / "metrics.json").read_text())
         for patient, values in sorted(metrics["patients"].items(), key=lambda kv: int(kv[0])):
             row = {"model": model, "patient": patient}
             row |= {f"fold {k}": v for k, v in enumerate(values["folds"])}

@@ -12,6 +12,7 @@ for the weights that the test set gets (chosen on every fold).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,12 +45,19 @@ def rank_average(inputs: list[pd.Series], weights: list[float] | None = None) ->
     return total / sum(weights)
 
 
-WEIGHT_STEP = 0.1  # blend weights are multiples of this, summing to one
+WEIGHT_STEP = 0.1  # blend weights are multiples of this, summing to one...
+MAX_GRID = 500  # ...or of a coarser step, so that at most this many weightings are tried
 
 
 def weight_grid(inputs: int, step: float = WEIGHT_STEP) -> list[tuple[float, ...]]:
-    """Every weighting of ``inputs`` models in multiples of ``step`` that sums to one."""
+    """Every weighting of ``inputs`` models in multiples of ``step`` that sums to one.
+
+    With many models the step grows (1/8 for five, 1/3 for ten) until the grid holds
+    at most `MAX_GRID` weightings: every one is scored on each fold.
+    """
     units = round(1 / step)
+    while units > 1 and math.comb(units + inputs - 1, inputs - 1) > MAX_GRID:
+        units -= 1
 
     def spread(left: int, slots: int):
         if slots == 1:

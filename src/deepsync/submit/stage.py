@@ -3,7 +3,9 @@
 From ``runs/<run>/``, for every model trained there: the fold models' test scores
 averaged per segment, every cross-patient calibration measured on the OOF predictions
 (pooled AUC, as the leaderboard scores), the best one applied (or the configured one),
-and, with two models, their rank average as a third candidate. The candidate with the
+and, with several models, their blend as one more candidate (``submit.blend`` names
+its models, every model by default; ``submit.blend_weights`` its weights, else they are
+chosen on the OOF folds: `deepsync.submit.blend`). The candidate with the
 best pooled OOF AUC is written (or the configured ``submit.model``), in the sample
 submission's order; all-zero test segments get the median score (neutral: the
 leaderboard ignores them). Beside it, ``<name>.json`` describes it (run, settings, OOF
@@ -24,13 +26,13 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from deepsync.config import MODELS, Config, from_dict
+from deepsync.config import Config, from_dict
 from deepsync.errors import DeepSyncError
 from deepsync.features.cache import FeatureCache, cache_folder
 from deepsync.submit import calibration, kaggle_api, ledger, references, scoring, submission
 from deepsync.submit.blend import fitted_blend, rank_average
 from deepsync.train.metrics import auc
-from deepsync.train.stage import run_folder, write_csv
+from deepsync.train.stage import run_folder, trained_models, write_csv
 
 LEADERBOARD_FILE = "leaderboard.csv"
 MISSING_SHOWN = 3
@@ -75,19 +77,19 @@ def make_submission(
     if not (run / "config.json").exists():
         raise DeepSyncError(f"no trained run in {run}: run `make train` first")
     settings = json.loads((run / "config.json").read_text())
-    candidates = _candidates(run, config)
-    chosen = _choose(candidates, config.submit.model)
+    found = candidates(run, config)
+    chosen = _choose(found, config.submit.model)
     sample = submission.read_sample(sample_path or references.pick_sample(config))
     scores, neutral, filled, warned = _final_scores(chosen, sample, config)
     name = config.submit.name or config.train.run
     folder = Path(config.submit.folder)
     path = folder / f"{name}.csv"
-    digest = _config_hash(settings["settings"], config)
+    digest = _config_hash(settings["settings"], config, [c.model for c in found])
     _refuse_overwriting_a_sent_file(folder, path, digest)
     submission.write(path, scores, sample)
     labels = scoring.load_labels(labels_path or references.pick_labels(config))
     local = scoring.score(scores, labels) if scoring.matches(labels, sample) else None
-    report = SubmissionReport(path, chosen, candidates, local, neutral, filled, digest, warned)
+    report = SubmissionReport(path, chosen, found, local, neutral, filled, digest, warned)
     _describe(report, config, settings)
     ledger.append(
         folder,
@@ -129,14 +131,11 @@ def send(report: SubmissionReport, config: Config, message: str) -> str:
 # -- candidates ---------------------------------------------------------------------------
 
 
-def _candidates(run: Path, config: Config) -> list[Candidate]:
+def candidates(run: Path, config: Config) -> list[Candidate]:
     """Each trained model, calibrated; plus their rank average when there are several."""
     found = []
-    for model in MODELS:
-        oof_path, test_path = run / model / "oof.csv", run / model / "test.csv"
-        if not (oof_path.exists() and test_path.exists()):
-            continue
-        oof, test = pd.read_csv(oof_path), pd.read_csv(test_path)
+    for model, folder in trained_models(run).items():
+        oof, test = pd.read_csv(folder / "oof.csv"), pd.read_csv(folder / "test.csv")
         if model == "cnn" and config.submit.tta:
             oof, test = _cnn_with_tta(run, oof, test, config.submit.tta)
         test = test.groupby(["segment", "patient", "all_zero"], as_index=False)["score"].mean()
@@ -158,29 +157,57 @@ def _candidates(run: Path, config: Config) -> list[Candidate]:
         )
     if not found:
         raise DeepSyncError(f"{run} holds no trained model (oof.csv, test.csv): run `make train`")
-    if len(found) > 1:
-        found.append(_blend(run, found))
+    blended = _blended(found, config)
+    if len(blended) > 1:
+        found.append(_blend(run, blended, config))
     return found
 
 
-def _blend(run: Path, found: list[Candidate]) -> Candidate:
-    """The models' rank blend, weights cross-fitted on their OOF scores (`fitted_blend`).
+def _blended(found: list[Candidate], config: Config) -> list[Candidate]:
+    """The candidates ``submit.blend`` names (every one when empty), in its order."""
+    if not config.submit.blend:
+        return found
+    from deepsync.train.tabular import parse_models
+
+    by_name = {c.model: c for c in found}
+    wanted = [m.name for m in parse_models(config.submit.blend, config.baseline)]
+    missing = [w for w in wanted if w not in by_name]
+    if missing:
+        raise DeepSyncError(
+            f"submit.blend names {', '.join(missing)}, not trained in this run (it has "
+            f"{', '.join(by_name)}): train it with train.models, or leave it out"
+        )
+    return [by_name[w] for w in wanted]
+
+
+def _blend(run: Path, found: list[Candidate], config: Config) -> Candidate:
+    """The models' rank blend: ``submit.blend_weights``, else cross-fitted on the OOF folds.
 
     ``measured`` holds beside it the equal-weight rank average's pooled OOF AUC, of the
     calibrated scores and of the raw ones (the like of each model's uncalibrated figure).
     """
-    oof = pd.read_csv(run / found[0].model / "oof.csv").set_index("segment")
+    oof = pd.read_csv(trained_models(run)[found[0].model] / "oof.csv").set_index("segment")
     inputs = [c.oof.reindex(oof.index) for c in found]
-    fitted = fitted_blend(inputs, oof["label"], oof["fold"])
-    weights = " ".join(f"{c.model} {w:g}" for c, w in zip(found, fitted.weights, strict=True))
+    if config.submit.blend_weights:
+        weights = tuple(float(w) for w in config.submit.blend_weights.split(","))
+        if len(weights) != len(found):
+            raise DeepSyncError(
+                f"submit.blend_weights={config.submit.blend_weights} gives {len(weights)} "
+                f"weights for {len(found)} models ({', '.join(c.model for c in found)})"
+            )
+        blended, how = rank_average(inputs, list(weights)), "given weights"
+    else:
+        fitted = fitted_blend(inputs, oof["label"], oof["fold"])
+        blended, weights, how = fitted.oof, fitted.weights, "cross-fitted weights"
+    named = " ".join(f"{c.model} {w:g}" for c, w in zip(found, weights, strict=True))
     return Candidate(
         "blend",
-        "+".join(c.calibration for c in found) + f", weights {weights}",
-        auc(oof["label"], fitted.oof),
-        fitted.oof,
-        rank_average([c.test for c in found], list(fitted.weights)),
+        "+".join(c.calibration for c in found) + f", weights {named}",
+        auc(oof["label"], blended),
+        blended,
+        rank_average([c.test for c in found], list(weights)),
         {
-            "cross-fitted weights": auc(oof["label"], fitted.oof),
+            how: auc(oof["label"], blended),
             "equal weights": auc(oof["label"], rank_average(inputs)),
             "equal weights, raw scores": auc(
                 oof["label"], rank_average([c.raw.reindex(oof.index) for c in found])
@@ -277,11 +304,12 @@ def _split_auc(scores: dict | None, split: str) -> float | None:
 # -- describing, guarding --------------------------------------------------------------------
 
 
-def _config_hash(run_settings: dict, config: Config) -> str:
+def _config_hash(run_settings: dict, config: Config, models: list[str]) -> str:
     submit = config.to_dict()["submit"]
     described = {
         "run": run_settings,
-        "submit": {k: submit[k] for k in ("model", "calibration", "tta")},
+        "submit": {k: submit[k] for k in ("model", "calibration", "tta", "blend", "blend_weights")},
+        "models": models,
     }
     return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:12]
 
@@ -331,6 +359,16 @@ def _git_revision() -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return out.stdout.strip() or "unknown"
+
+
+def candidates_summary(run: Path, config: Config) -> str:
+    """Each model of the run as `make submit` would send it, and their blend: one line each."""
+    found = candidates(run, config)
+    lines = ["as `make submit` calibrates them (pooled OOF AUC, cross-fitted):"]
+    width = max(len(c.model) for c in found)
+    for c in found:
+        lines.append(f"  {c.model:<{width}}  {c.oof_auc:.4f}  ({c.calibration})")
+    return "\n".join(lines)
 
 
 def summary(report: SubmissionReport) -> str:

@@ -31,7 +31,6 @@ from tqdm import tqdm
 from deepsync.config import CnnConfig
 from deepsync.errors import DeepSyncError
 from deepsync.train import augment
-from deepsync.train.baseline import combine
 from deepsync.train.dataset import (
     EpochSampler,
     GroupNormaliser,
@@ -41,6 +40,7 @@ from deepsync.train.dataset import (
 )
 from deepsync.train.metrics import auc
 from deepsync.train.model import build_model
+from deepsync.train.tabular import combine
 
 PRECISE_BN_STACKS = 512  # training stacks that batch-norm statistics are recomputed on
 POSTFIX_STEPS = 20  # the progress bar's loss is read from the device every this many steps

@@ -1,16 +1,19 @@
-"""`make train`: the baseline and the CNN per patient on the run's folds; OOF metrics.
+"""`make train`: every model of ``train.models`` per patient on the run's folds; OOF metrics.
 
 Layout of ``runs/<run>/``:
-- ``config.json``: the resolved configuration, git revision and library versions;
+- ``config.json``: the resolved configuration, git revision and library versions, and the
+  models trained in the folder so far (``models``, in the order they were first trained);
 - ``folds.csv``: segment, patient, label, hour, row, fold (written once, read by all);
-- ``<model>/oof.csv``: segment, patient, label, fold, score, calibrated;
+- ``<model>/oof.csv``: segment, patient, label, fold, score, calibrated (``<model>``: the
+  model's name with ':' as '-', as ``gbm-power+corr``);
 - ``<model>/test.csv``: segment, patient, all_zero, fold, score (each fold's model on the
   test set; all-zero segments are predicted too, and flagged);
 - ``<model>/metrics.json``: AUC per fold and patient, pooled raw and calibrated;
 - ``cnn/patient<P>/fold<K>/``: best.pt, log.csv, result.json (last.pt while training);
   ``cnn/all/fold<K>/`` instead with ``cnn.scope=all`` (one model of every patient per fold).
-A rerun skips folds whose result is saved and resumes a fold that was interrupted; a run
-folder made with other settings is refused rather than mixed.
+A rerun skips CNN folds whose result is saved and resumes a fold that was interrupted
+(window models refit: seconds); a run folder made with other settings is refused rather
+than mixed. Models may be added to a run later (``train.models`` is not such a setting).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from tqdm import tqdm
 from deepsync.config import Config
 from deepsync.errors import DeepSyncError
 from deepsync.features.cache import FeatureCache, cache_folder
-from deepsync.train import baseline
+from deepsync.train import tabular
 from deepsync.train.folds import (
     grouped_folds,
     load_or_make_folds,
@@ -40,6 +43,8 @@ from deepsync.train.folds import (
 from deepsync.train.metrics import calibrate, oof_metrics, summary_table
 
 SETTINGS = ("features", "train", "baseline", "cnn")  # what a run's results depend on
+# A run may gain models (each one's results stand alone), and a cache may gain families.
+NOT_SETTINGS = ("train.models", "features.families")
 
 
 @dataclass
@@ -57,12 +62,14 @@ def run_folder(config: Config) -> Path:
 def train(config: Config, *, progress: bool = True) -> TrainReport:
     """Fit every configured model; write OOF and test predictions and metrics."""
     started = time.perf_counter()
-    models = [m.strip() for m in config.train.models.split(",")]
-    if "cnn" in models:
+    models = tabular.parse_models(config.train.models, config.baseline)
+    if any(m.estimator == "cnn" for m in models):
         from deepsync.train.model import check_model_name
 
         check_model_name(config.cnn.model)
     cache = FeatureCache.open(cache_folder(config.features))
+    for model in models:  # a missing family is an error before anything trains
+        cache.check_families(model.families)
     folder = run_folder(config)
     _claim(folder, config)
     segments = training_segments(cache.segments, _patients(config))
@@ -73,22 +80,23 @@ def train(config: Config, *, progress: bool = True) -> TrainReport:
     )
     test = _test_segments(cache, folds)
     report = TrainReport(folder)
-    for name in models:
+    for model in models:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            if name == "baseline":
-                oof, test_scores = _run_baseline(cache, folds, test, config)
-            else:
+            if model.estimator == "cnn":
                 oof, test_scores = _run_cnn(cache, folds, test, config, folder, progress)
+            else:
+                oof, test_scores = _run_tabular(cache, folds, test, config, model, progress)
         report.warned += sorted({str(w.message) for w in caught})
         oof["calibrated"] = calibrate(oof)
-        out = folder / name
+        out = folder / model.folder
         out.mkdir(parents=True, exist_ok=True)
         write_csv(oof, out / "oof.csv")
         write_csv(test_scores, out / "test.csv")
         metrics = oof_metrics(oof)
         (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
-        report.metrics[name] = metrics
+        _record_model(folder, model)
+        report.metrics[model.name] = metrics
     report.seconds = time.perf_counter() - started
     return report
 
@@ -98,12 +106,28 @@ def _patients(config: Config) -> list[int] | None:
     return [int(p) for p in text.split(",")] if text else None
 
 
+def run_settings(config: Config) -> dict:
+    """What a run's results depend on: the `SETTINGS` sections less `NOT_SETTINGS`."""
+    settings = {k: dict(v) for k, v in config.to_dict().items() if k in SETTINGS}
+    for key in NOT_SETTINGS:
+        section, name = key.split(".")
+        settings[section].pop(name)
+    return settings
+
+
 def _claim(folder: Path, config: Config) -> None:
     """Write config.json, or check that the run folder was made with these settings."""
-    settings = {k: v for k, v in config.to_dict().items() if k in SETTINGS}
+    settings = run_settings(config)
     path = folder / "config.json"
     if path.exists():
-        saved = json.loads(path.read_text()).get("settings")
+        saved = json.loads(path.read_text()).get("settings") or {}
+        for key in NOT_SETTINGS:  # runs from before it was left out recorded it
+            section, name = key.split(".")
+            saved.get(section, {}).pop(name, None)
+        defaults = run_settings(Config())
+        for section, values in saved.items():  # a setting added since: its default
+            for name, value in defaults.get(section, {}).items():
+                values.setdefault(name, value)
         if saved != settings:
             changed = [
                 f"{s}.{k}"
@@ -117,8 +141,37 @@ def _claim(folder: Path, config: Config) -> None:
             )
         return
     folder.mkdir(parents=True, exist_ok=True)
-    described = {"settings": settings, "config": config.to_dict(), **_provenance()}
-    path.write_text(json.dumps(described, indent=1))
+    described = {"settings": settings, "config": config.to_dict(), "models": []}
+    path.write_text(json.dumps({**described, **_provenance()}, indent=1))
+
+
+def _record_model(folder: Path, model: tabular.ModelSpec) -> None:
+    """Add ``model`` to config.json's ``models`` (kept in the order first trained)."""
+    path = folder / "config.json"
+    described = json.loads(path.read_text())
+    if described.get("models") is None:  # a run from before models were recorded
+        described["models"] = [n for n in ("baseline", "cnn") if (folder / n / "oof.csv").exists()]
+    known = described["models"]
+    if model.name not in known:
+        known.append(model.name)
+        write_text(path, json.dumps(described, indent=1))
+
+
+def trained_models(run: Path) -> dict[str, Path]:
+    """The models a run holds (name -> folder), as trained: oof.csv and test.csv there."""
+    run = Path(run)
+    try:
+        names = json.loads((run / "config.json").read_text()).get("models")
+    except (OSError, json.JSONDecodeError):
+        names = None
+    if names is None:  # a run from before models were recorded
+        names = [n for n in ("baseline", "cnn") if (run / n).is_dir()]
+    folders = {name: run / name.replace(":", "-") for name in names}
+    return {
+        name: path
+        for name, path in folders.items()
+        if (path / "oof.csv").exists() and (path / "test.csv").exists()
+    }
 
 
 def _provenance() -> dict:
@@ -157,6 +210,13 @@ def write_csv(frame: pd.DataFrame, path: Path) -> None:
     partial.replace(path)
 
 
+def write_text(path: Path, text: str) -> None:
+    """A text file written to a temporary name, then renamed: never half a file."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    partial.replace(path)
+
+
 def _fold_parts(folds: pd.DataFrame, test: pd.DataFrame):
     """Per (patient, fold): the training part, the held-out part and the patient's test rows."""
     for patient, part in folds.groupby("patient", sort=True):
@@ -174,11 +234,18 @@ def _predictions(held, scores, patient_test, test_scores, fold):
     )
 
 
-def _run_baseline(cache, folds, test, config) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _run_tabular(
+    cache, folds, test, config, model: tabular.ModelSpec, progress: bool = False
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A window model (`deepsync.train.tabular`) fitted per patient and fold."""
     oof_parts, test_parts = [], []
-    for _, fold, training, held, patient_test in _fold_parts(folds, test):
-        valid_scores, test_scores = baseline.fit_predict(
+    parts = list(_fold_parts(folds, test))
+    for _, fold, training, held, patient_test in tqdm(
+        parts, desc=model.name, unit="fold", disable=not progress, leave=False
+    ):
+        valid_scores, test_scores = tabular.fit_predict(
             cache,
+            model,
             training["row"].to_numpy(),
             training["label"].to_numpy(),
             [held["row"].to_numpy(), patient_test["row"].to_numpy()],
@@ -287,7 +354,8 @@ def leak_check(config: Config) -> dict[str, float]:
     for name, make in (("grouped", grouped_folds), ("random", random_folds)):
         folds = make(segments, config.train.folds, config.train.seed)
         no_test = _test_segments(cache, folds).iloc[:0]  # out-of-fold scores only
-        oof, _ = _run_baseline(cache, folds, no_test, config)
+        baseline = tabular.parse_models("baseline", config.baseline)[0]
+        oof, _ = _run_tabular(cache, folds, no_test, config, baseline)
         out[name] = oof_metrics(oof)["pooled_auc"]
     return out
 
@@ -302,5 +370,6 @@ def summary(report: TrainReport) -> str:
     for message in report.warned[:5]:
         lines.append(f"  warning: {message}")
     for name in report.metrics:
-        lines.append(f"  {name}: {report.folder / name / 'oof.csv'}, metrics.json, test.csv")
+        where = report.folder / name.replace(":", "-")
+        lines.append(f"  {name}: {where / 'oof.csv'}, metrics.json, test.csv")
     return "\n".join(lines)

@@ -1,0 +1,200 @@
+"""The winners' kind of models: classifiers on window rows of chosen feature families.
+
+A model is named ``ESTIMATOR:FAMILY+FAMILY`` in ``train.models`` (``gbm:power+corr``,
+``knn:power``, ``svm:all``; the families default to ``power``), or ``baseline``: the
+``baseline.estimator`` on the band powers, the bar the CNN must clear. Each kept window
+of a segment (`deepsync.features.families`) is one row, labelled with its segment's
+class; a segment's score combines its windows' scores (``baseline.combine``: max by
+default, as the winners found). Per patient, per fold, on the run's folds.
+
+`ESTIMATORS` is the registry: one function per name builds an untrained scikit-learn
+style estimator; a new model is one decorated function.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from deepsync.config import BaselineConfig
+from deepsync.errors import DeepSyncError
+from deepsync.features.families import parse_families
+
+ESTIMATORS: dict[str, Callable[[BaselineConfig, int, int], object]] = {}
+KINDS = ("baseline", "cnn")  # the two models named without an estimator
+
+
+def register(name: str):
+    """Add a factory ``(BaselineConfig, seed, training rows) -> estimator`` under ``name``."""
+
+    def add(factory):
+        ESTIMATORS[name] = factory
+        return factory
+
+    return add
+
+
+@register("logistic")
+def _logistic(cfg: BaselineConfig, seed: int, rows: int):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(
+        StandardScaler(), LogisticRegression(C=0.05, class_weight="balanced", max_iter=2000)
+    )
+
+
+@register("gbm")
+def _gbm(cfg: BaselineConfig, seed: int, rows: int):
+    """LightGBM where it is installed (Kaggle's image has it), else scikit-learn's own."""
+    try:
+        import lightgbm
+    except ImportError:
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
+        return HistGradientBoostingClassifier(
+            max_iter=cfg.iterations,
+            learning_rate=cfg.learning_rate,
+            max_leaf_nodes=15,
+            min_samples_leaf=10,
+            l2_regularization=1.0,
+            class_weight="balanced",
+            early_stopping=False,
+            random_state=seed,
+        )
+    return lightgbm.LGBMClassifier(
+        n_estimators=cfg.iterations,
+        learning_rate=cfg.learning_rate,
+        num_leaves=15,
+        min_child_samples=10,
+        reg_lambda=1.0,
+        colsample_bytree=0.5,
+        class_weight="balanced",
+        random_state=seed,
+        deterministic=True,
+        force_row_wise=True,
+        n_jobs=os.cpu_count() or 1,
+        verbose=-1,
+    )
+
+
+@register("svm")
+def _svm(cfg: BaselineConfig, seed: int, rows: int):
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    return make_pipeline(StandardScaler(), SVC(C=1.0, class_weight="balanced", random_state=seed))
+
+
+@register("knn")
+def _knn(cfg: BaselineConfig, seed: int, rows: int):
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(
+        StandardScaler(),
+        KNeighborsClassifier(n_neighbors=min(cfg.neighbours, rows), weights="distance"),
+    )
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One entry of ``train.models``: what it is called, and how it is made."""
+
+    name: str  # as written in tables: baseline, cnn, gbm:power+corr
+    estimator: str  # a name of ESTIMATORS, or cnn
+    families: tuple[str, ...] = ()
+
+    @property
+    def folder(self) -> str:
+        """Its folder in a run: the name with ':' as '-' (gbm-power+corr)."""
+        return self.name.replace(":", "-")
+
+
+def parse_models(text: str, baseline: BaselineConfig) -> list[ModelSpec]:
+    """``train.models`` to specs, checked; a bad entry is an error naming the choices."""
+    specs = []
+    for entry in (e.strip() for e in text.split(",")):
+        estimator, _, families = entry.partition(":")
+        if entry == "cnn":
+            specs.append(ModelSpec("cnn", "cnn"))
+        elif entry == "baseline":
+            specs.append(ModelSpec("baseline", baseline.estimator, ("power",)))
+        elif estimator in ESTIMATORS:
+            names = parse_families(families or "power", f"train.models entry {entry}")
+            shown = "all" if families == "all" else "+".join(names)
+            specs.append(ModelSpec(f"{estimator}:{shown}", estimator, names))
+        else:
+            raise DeepSyncError(
+                f"train.models entry {entry!r}: use baseline, cnn, or ESTIMATOR[:FAMILIES] "
+                f"with an estimator of {', '.join(ESTIMATORS)} and families joined by + "
+                "(gbm:power+corr, svm:all)"
+            )
+    names = [s.name for s in specs]
+    if not specs or len(set(names)) != len(names):
+        raise DeepSyncError(f"train.models={text!r}: name each model once")
+    return specs
+
+
+def window_rows(cache, rows: np.ndarray, families: tuple[str, ...]):
+    """Kept windows of the cache ``rows``: features (windows, width), owner index into rows."""
+    kept = np.asarray(cache.windows[rows])  # (segments, W)
+    owner, window = np.nonzero(kept)
+    values = cache.window_features(rows, families)  # (segments, W, width)
+    return values[owner, window], owner
+
+
+def combine(scores: np.ndarray, owner: np.ndarray, segments: int, how: str, empty: float):
+    """Per segment: max, mean or std of its window scores; ``empty`` where it has none."""
+    import pandas as pd
+
+    frame = pd.DataFrame({"owner": owner, "score": scores})
+    grouped = frame.groupby("owner")["score"].agg(how)
+    if how == "std":
+        grouped = grouped.fillna(0.0)  # one window: no spread
+    out = np.full(segments, empty, dtype=np.float64)
+    out[grouped.index.to_numpy()] = grouped.to_numpy()
+    return out
+
+
+def _scores(model, x: np.ndarray) -> np.ndarray:
+    """Preictal scores in (0, 1): probabilities, or a margin (the SVM's) through a sigmoid."""
+    if hasattr(model, "predict_proba"):  # False for an SVC without probability=True
+        with warnings.catch_warnings():  # LightGBM names the columns it was fitted on
+            warnings.filterwarnings("ignore", "X does not have valid feature names")
+            return model.predict_proba(x)[:, 1]
+    from scipy.special import expit
+
+    return expit(model.decision_function(x))
+
+
+def fit_predict(
+    cache,
+    spec: ModelSpec,
+    train_rows: np.ndarray,
+    train_labels: np.ndarray,
+    predict_rows: list[np.ndarray],
+    cfg: BaselineConfig,
+    seed: int,
+) -> list[np.ndarray]:
+    """Fit on the training segments' windows; segment scores for each array of rows.
+
+    A segment without a kept window (dropout everywhere) gets the training base rate.
+    """
+    features, owner = window_rows(cache, train_rows, spec.families)
+    model = ESTIMATORS[spec.estimator](cfg, seed, len(features))
+    model.fit(features, train_labels[owner])
+    prior = float(np.mean(train_labels))
+    out = []
+    for rows in predict_rows:
+        x, who = window_rows(cache, rows, spec.families)
+        scores = _scores(model, x) if len(x) else np.empty(0)
+        out.append(combine(scores, who, len(rows), cfg.combine, prior))
+    return out
