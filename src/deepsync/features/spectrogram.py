@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -144,9 +145,7 @@ def run_kernel(
     image = np.empty((channels, bands, plan.pooled_frames.shape[0]), np.float32)
     table = np.empty((channels, plan.table_windows.shape[0], plan.table_lo.size), np.float64)
     kept = int(plan.table_hi.max()) if set(plan.families) & set(SPECTRAL) else 0
-    spectra = tuple(
-        np.zeros((channels, plan.n_frames if kept else 0, kept), np.float32) for _ in range(2)
-    )
+    spectra = _spectra_buffers((channels, plan.n_frames if kept else 0, kept))
 
     def run(first: int, stop: int) -> None:
         spectrogram_kernel(
@@ -173,6 +172,21 @@ def run_kernel(
     else:  # the kernel releases the GIL: the threads really run at once
         list(_threads().map(run, edges[:-1], edges[1:]))
     return image, table, spectra
+
+
+_buffers = threading.local()
+
+
+def _spectra_buffers(shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Two float32 arrays of ``shape``, kept per thread and reused from segment to segment.
+
+    Tens of MB each for a 600 s segment: fresh ones cost a page fault per 4 kB, more than
+    the kernel spends filling them. Only clean frames are written, and only they are read.
+    """
+    held = getattr(_buffers, "spectra", None)
+    if held is None or held[0].shape != shape:
+        held = _buffers.spectra = (np.empty(shape, np.float32), np.empty(shape, np.float32))
+    return held
 
 
 @functools.cache
