@@ -59,7 +59,7 @@ data: setup ## fetch or generate the segments, verify them, write the segment in
 features: setup ## cache per-electrode log spectrograms and band powers (resumable)
 	$(DS) $(GLOBAL_ARGS) features
 
-train: setup ## fit the baseline and the CNN per patient on hour-grouped folds (resumable)
+train: setup ## fit train.models (baseline, CNN, window models) per patient on hour-grouped folds
 	$(DS) $(GLOBAL_ARGS) train
 
 leak-check: setup ## the baseline's CV AUC on hour-grouped vs hour-blind folds

@@ -68,13 +68,16 @@ def test_a_bad_grid_is_a_one_line_error(tmp_path, text, message):
 
 
 def test_the_kit_grids_load_and_every_variant_is_a_valid_config(tmp_path):
-    with pytest.raises(DeepSyncError, match="named grids: .*default"):
+    with pytest.raises(DeepSyncError, match="named grids: default, families"):
         load_grid(tmp_path / "missing.toml")
     grid = load_grid()
     runs = run_configs(grid, "study", [])
     assert len(runs) == sum(len(v.seeds or grid.seeds) for v in grid.variants) >= 4
     assert {"baseline", "inception_resnet_v2"} <= {v.name for v in grid.variants}
     assert len({config.train.run for _, _, config in runs}) == len(runs)
+    families = run_configs(load_grid("families"), "study", [])
+    models = {config.train.models for _, _, config in families}
+    assert len(models) == len(families) == 8 and all("cnn" not in m for m in models)
     bad = Grid((Variant("typo", ("cnn.epoch=3",)),), (1,))
     with pytest.raises(DeepSyncError, match="study variant typo: unknown setting cnn.epoch"):
         run_configs(bad, None, [])
