@@ -3,12 +3,22 @@
 import json
 import math
 import warnings
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from deepsync.errors import DeepSyncError
-from deepsync.study import Grid, Variant, load_grid, pick, run_configs, run_study, summarise
+from deepsync.study import (
+    Grid,
+    Variant,
+    load_grid,
+    pick,
+    report_folder,
+    run_configs,
+    run_study,
+    summarise,
+)
 from deepsync.submit.blend import rank_average
 from deepsync.train.metrics import auc
 from tests.conftest import tiny_overrides
@@ -36,14 +46,14 @@ def test_a_grid_file_becomes_named_variants_of_overrides(tmp_path):
             "[variants.costly]\nseeds = [4]\n",
         )
     )
-    assert grid.seeds == (3, 1)  # repeats dropped, order kept
+    assert grid.seeds == (3, 1) and grid.name == "g"  # repeats dropped, order kept
     assert grid.variants == (
         Variant("small", ("cnn.model=spectrumnet", "cnn.augment=false", "cnn.lr=0.001")),
         Variant("plain", ()),
         Variant("costly", (), (4,)),
     )
     assert pick(grid, "costly,plain", "5,6") == Grid(
-        (Variant("costly", ()), Variant("plain", ())), (5, 6)
+        (Variant("costly", ()), Variant("plain", ())), (5, 6), "g"
     )
     runs = run_configs(pick(grid, "costly,plain"), None, [])
     assert [(v.name, seed) for v, seed, _ in runs] == [("costly", 4), ("plain", 3), ("plain", 1)]
@@ -75,7 +85,9 @@ def test_the_kit_grids_load_and_every_variant_is_a_valid_config(tmp_path):
     assert len(runs) == sum(len(v.seeds or grid.seeds) for v in grid.variants) >= 4
     assert {"baseline", "inception_resnet_v2"} <= {v.name for v in grid.variants}
     assert len({config.train.run for _, _, config in runs}) == len(runs)
+    assert report_folder(grid, runs[0][2]) == Path("reports/study/study")
     families = run_configs(load_grid("families"), "study", [])
+    assert report_folder(load_grid("families"), families[0][2]).name == "study-families"
     models = {config.train.models for _, _, config in families}
     assert len(models) == len(families) == 8 and all("cnn" not in m for m in models)
     bad = Grid((Variant("typo", ("cnn.epoch=3",)),), (1,))

@@ -109,7 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     study.add_argument("--only", default="", metavar="A,B", help="train only these variants")
     study.add_argument("--seeds", default="", metavar="1,2", help="instead of the grid's seeds")
-    study.add_argument("--out", type=Path, help="where (default: reports/study/<run>)")
+    study.add_argument(
+        "--out", type=Path, help="where (default: reports/study/<run>, <run>-<grid> for another)"
+    )
     _add_common_options(study, top_level=False)
     study.set_defaults(run=_run_study)
     _add_submit_stages(stages)

@@ -18,12 +18,13 @@ settings change), and every run reads one ``folds.csv``: all variants and seeds 
 on the same hour-grouped folds; the seed changes initialisation, shuffling and
 augmentation only. Variants that change the features get their own feature cache.
 
-Outputs, in ``reports/study/<run>/``: ``table.csv`` (one row per variant and model: per-patient
-and pooled OOF AUC, calibrated as `make submit` calibrates, mean and spread over seeds,
-wall time, training images/s; the blend's "pooled" is the equal-weight rank average of the
-models' raw scores, its "calibrated" the blend `make submit` would send), ``table.md`` (the
-same for README), ``study.png`` (pooled OOF AUC per variant, one dot per seed) and
-``index.html`` (both in one page).
+Outputs, in ``reports/study/<run>/`` (``<run>-<grid>/`` for a grid other than the default):
+``table.csv`` (one row per variant and model: per-patient and pooled OOF AUC, calibrated
+as `make submit` calibrates, mean and spread over seeds, wall time, training images/s; the
+blend's "pooled" is the equal-weight rank average of the models' raw scores, its
+"calibrated" the blend `make submit` would send), ``table.md`` (the same for README),
+``study.png`` (pooled OOF AUC per variant, one dot per seed) and ``index.html`` (both in
+one page).
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ class Variant:
 class Grid:
     variants: tuple[Variant, ...]
     seeds: tuple[int, ...]
+    name: str = "default"  # the file's stem: a grid other than the default reports apart
 
 
 def load_grid(path: Path | None = None) -> Grid:
@@ -97,7 +99,7 @@ def load_grid(path: Path | None = None) -> Grid:
             text = str(value).lower() if isinstance(value, bool) else str(value)
             overrides.append(f"{key}={text}")
         variants.append(Variant(name, tuple(overrides), own))
-    return Grid(tuple(variants), seeds)
+    return Grid(tuple(variants), seeds, chosen.stem)
 
 
 def _seeds(value, chosen: Path) -> tuple[int, ...]:
@@ -127,12 +129,18 @@ def pick(grid: Grid, only: str = "", seeds: str = "") -> Grid:
             )
         variants = tuple(known[w] for w in wanted)
     if not seeds:
-        return Grid(variants, grid.seeds)
+        return Grid(variants, grid.seeds, grid.name)
     try:
         chosen = tuple(int(s) for s in seeds.split(","))
     except ValueError:
         raise DeepSyncError(f"--seeds {seeds!r} must look like 1,2,3") from None
-    return Grid(tuple(Variant(v.name, v.overrides) for v in variants), chosen)
+    return Grid(tuple(Variant(v.name, v.overrides) for v in variants), chosen, grid.name)
+
+
+def report_folder(grid: Grid, config: Config) -> Path:
+    """``reports/study/<run>``, or ``<run>-<grid>`` for a grid other than the default."""
+    name = config.train.runs_root.name
+    return Path("reports/study") / (name if grid.name == "default" else f"{name}-{grid.name}")
 
 
 def run_configs(
@@ -185,7 +193,7 @@ def run_study(
     started = time.perf_counter()
     runs = run_configs(grid, profile, overrides)
     folds = _shared_folds(runs[0][2])
-    out = Path("reports/study") / runs[0][2].train.runs_root.name if out is None else out
+    out = report_folder(grid, runs[0][2]) if out is None else out
     rows, built = [], {cache_folder(runs[0][2].features)}
     for index, (variant, seed, config) in enumerate(runs, 1):
         folder = run_folder(config)
