@@ -34,7 +34,7 @@ from deepsync.config import FeaturesConfig
 from deepsync.errors import DeepSyncError
 from deepsync.features.families import FAMILIES, parse_families
 
-KERNEL_VERSION = 5  # part of the hash: bump when the kernel or the cache layout changes
+KERNEL_VERSION = 6  # part of the hash: bump when the kernel or the cache layout changes
 TABLE_COLUMNS = 12  # log power in 6 bands, then log share of the total
 ARRAYS = ("stacks", "table", "windows", "frames")  # every cache; family_<name> beside them
 

@@ -28,6 +28,9 @@ from numba import njit
 
 POWER_FLOOR = 1e-12  # PSD floor before the log: a flat channel must not give log(0)
 FRAMES_PER_BLOCK = 128  # STFT frames windowed and transformed together: they stay in cache
+BLOCK = 256  # samples per block of the time-domain kernel: its transposed block stays in L1
+LANES = 16  # electrodes side by side in the time-domain kernel (one segment's 16)
+SUMS = 11  # running sums per electrode in the time-domain kernel
 PARTIAL_SUMS = 8  # a frame's sum: independent partial sums, combined in a fixed order
 
 
@@ -287,17 +290,38 @@ def cross_spectra_kernel(
     channels, _, bins = spectra_re.shape
     acc_re = np.zeros((channels, channels, bins), np.float32)
     acc_im = np.zeros((channels, channels, bins), np.float32)
+    clean = np.empty(frame_valid.size, np.int64)
     for w in range(windows.shape[0]):
         if not window_valid[w]:
             continue
+        kept = 0  # the window's clean frames
+        for f in range(windows[w, 0], windows[w, 1]):
+            if frame_valid[f]:
+                clean[kept] = f
+                kept += 1
         for i in range(channels):  # a pair's sums stay in L1 while the frames stream by
             for j in range(i, channels):
                 out_re, out_im = acc_re[i, j], acc_im[i, j]
                 out_re[:] = 0.0
                 out_im[:] = 0.0
-                for f in range(windows[w, 0], windows[w, 1]):
-                    if not frame_valid[f]:
-                        continue
+                # Two frames per pass over the sums (half the loads and stores), added
+                # one after the other: the order of a frame-by-frame loop, the same bits.
+                even = kept - kept % 2
+                for q in range(0, even, 2):
+                    f, g = clean[q], clean[q + 1]
+                    ri, ii = spectra_re[i, f], spectra_im[i, f]
+                    rj, ij = spectra_re[j, f], spectra_im[j, f]
+                    si, ti = spectra_re[i, g], spectra_im[i, g]
+                    sj, tj = spectra_re[j, g], spectra_im[j, g]
+                    for k in range(bins):
+                        out_re[k] = (out_re[k] + (ri[k] * rj[k] + ii[k] * ij[k])) + (
+                            si[k] * sj[k] + ti[k] * tj[k]
+                        )
+                        out_im[k] = (out_im[k] + (ri[k] * ij[k] - ii[k] * rj[k])) + (
+                            si[k] * tj[k] - ti[k] * sj[k]
+                        )
+                for q in range(even, kept):
+                    f = clean[q]
                     ri, ii = spectra_re[i, f], spectra_im[i, f]
                     rj, ij = spectra_re[j, f], spectra_im[j, f]
                     for k in range(bins):
@@ -343,7 +367,13 @@ def time_domain_kernel(x, starts, stops, window_valid, moments, products):  # pr
       (d = x - mean), crossings of the mean between neighbouring clean samples, such
       neighbour pairs, the variance of first differences (over clean pairs) and of
       second differences (over clean triples);
-    - products (W, C, C) float64: sum of d_i d_j over clean samples.
+    - products (W, C, C) float64: sum of d_i d_j over clean samples (float32 samples,
+      float32 BLAS: within 1e-6 of float64 for a window's correlations).
+
+    Electrodes go LANES at a time, side by side: blocks of samples are transposed into
+    (BLOCK, LANES) in L1, and `_moment_step` updates every electrode's sums at once, which
+    the compiler vectorises across electrodes; each electrode's sums still run in time
+    order, so the bits never depend on how it was compiled.
     """
     channels, samples = x.shape
     clean = np.zeros(samples, np.bool_)
@@ -355,15 +385,17 @@ def time_domain_kernel(x, starts, stops, window_valid, moments, products):  # pr
     longest = 0
     for w in range(starts.size):
         longest = max(longest, stops[w] - starts[w])
+    groups = (channels + LANES - 1) // LANES
     weight = np.zeros(longest, np.float64)  # 1 at clean samples
     pair = np.zeros(longest, np.float64)  # 1 where this sample and the one before are clean
-    flat = np.empty(channels * longest, np.float32)  # centred samples, for one sgemm
     triple = np.zeros(longest, np.float64)  # ... and the one before that
+    centred = np.zeros((longest, groups * LANES), np.float32)  # time-major, for one sgemm
+    block = np.zeros(BLOCK * LANES, np.float64)
+    sums = np.zeros(SUMS * LANES, np.float64)  # (SUMS, LANES), flat: offsets the compiler sees
     for w in range(starts.size):
         if not window_valid[w]:
             continue
         a, n_w = starts[w], stops[w] - starts[w]
-        centred = flat[: channels * n_w].reshape((channels, n_w))  # contiguous, for np.dot
         n = 0
         for t in range(n_w):
             weight[t] = 1.0 if clean[a + t] else 0.0
@@ -378,49 +410,71 @@ def time_domain_kernel(x, starts, stops, window_valid, moments, products):  # pr
         for t in range(n_w):
             pairs += pair[t]
             triples += triple[t]
-        for c in range(channels):
-            row = x[c, a : a + n_w]
-            total = 0.0
-            for t in range(n_w):
-                total += row[t] * weight[t]
-            mean = total / max(n, 1)
-            d = centred[c]
-            # One pass, independent sums side by side (each in time order: the same bits
-            # however compiled); the sum of d^2 is the cross products' diagonal (float32
-            # samples, float32 BLAS: within 1e-6 of float64 for a window's correlations).
-            s3 = s4 = crossings = 0.0
-            d1_sum = d1_sq = d2_sum = d2_sq = 0.0
-            before = float(row[0])
-            previous = (before - mean) * weight[0]
-            d[0] = previous
-            s3 += previous * previous * previous
-            s4 += previous * previous * previous * previous
-            last_step = 0.0  # triple[1] is 0: the first "bend" counts for nothing
-            for t in range(1, n_w):
-                now = float(row[t])
-                v = (now - mean) * weight[t]
-                d[t] = v  # float32: the cross products' inputs (their sums are BLAS's)
-                v2 = v * v
-                s3 += v2 * v
-                s4 += v2 * v2
-                step = now - before
-                crossings += pair[t] * ((v >= 0) != (previous >= 0))
-                d1_sum += pair[t] * step
-                d1_sq += pair[t] * step * step
-                bend = step - last_step
-                d2_sum += triple[t] * bend
-                d2_sq += triple[t] * bend * bend
-                before, previous, last_step = now, v, step
-            moments[w, c, 0] = n
-            moments[w, c, 1] = mean
-            moments[w, c, 3] = s3
-            moments[w, c, 4] = s4
-            moments[w, c, 5] = crossings
-            moments[w, c, 6] = pairs
-            if pairs:
-                moments[w, c, 7] = d1_sq / pairs - (d1_sum / pairs) ** 2
-            if triples:
-                moments[w, c, 8] = d2_sq / triples - (d2_sum / triples) ** 2
-        products[w] = np.dot(centred, centred.T)
+        for g in range(groups):
+            c0 = g * LANES
+            width = min(LANES, channels - c0)
+            sums[:] = 0.0
+            for c in range(width):  # the means, each in time order
+                row = x[c0 + c, a : a + n_w]
+                total = 0.0
+                for t in range(n_w):
+                    total += row[t] * weight[t]
+                sums[c] = total / max(n, 1)
+            for first in range(0, n_w, BLOCK):
+                size = min(BLOCK, n_w - first)
+                for c in range(width):
+                    row = x[c0 + c, a + first : a + first + size]
+                    for i in range(size):
+                        block[i * LANES + c] = row[i]
+                for i in range(size):
+                    t = first + i
+                    _moment_step(
+                        sums,
+                        block[i * LANES : (i + 1) * LANES],
+                        centred[t, c0 : c0 + LANES],
+                        weight[t],
+                        pair[t],
+                        triple[t],
+                    )
+            for c in range(width):
+                m = moments[w, c0 + c]
+                m[0] = n
+                m[1] = sums[c]
+                m[3] = sums[LANES + c]
+                m[4] = sums[2 * LANES + c]
+                m[5] = sums[3 * LANES + c]
+                m[6] = pairs
+                if pairs:
+                    m[7] = sums[5 * LANES + c] / pairs - (sums[4 * LANES + c] / pairs) ** 2
+                if triples:
+                    m[8] = sums[7 * LANES + c] / triples - (sums[6 * LANES + c] / triples) ** 2
+        d = centred[:n_w]
+        products[w] = np.dot(d.T, d)[:channels, :channels]
         for c in range(channels):
             moments[w, c, 2] = products[w, c, c]
+
+
+@njit(inline="always")
+def _moment_step(sums, now, out, weight, pair, triple):  # pragma: no cover - numba
+    """One sample of LANES electrodes: `sums` rows are the mean (read), d^3, d^4, mean
+    crossings, first differences and their squares, second differences and their squares
+    (weighted by clean pairs and triples), then the previous sample, whether it was above
+    the mean, the previous first difference. ``out``: the centred sample (float32)."""
+    for c in range(LANES):
+        value = now[c]
+        v = (value - sums[c]) * weight
+        out[c] = v
+        v2 = v * v
+        sums[LANES + c] += v2 * v
+        sums[2 * LANES + c] += v2 * v2
+        above = 1.0 if v >= 0 else 0.0
+        sums[3 * LANES + c] += pair * abs(above - sums[9 * LANES + c])
+        step = value - sums[8 * LANES + c]
+        sums[4 * LANES + c] += pair * step
+        sums[5 * LANES + c] += pair * step * step
+        bend = step - sums[10 * LANES + c]
+        sums[6 * LANES + c] += triple * bend
+        sums[7 * LANES + c] += triple * bend * bend
+        sums[8 * LANES + c] = value
+        sums[9 * LANES + c] = above
+        sums[10 * LANES + c] = step
