@@ -12,6 +12,17 @@ from deepsync.features.pictures import StackAxes
 from deepsync.train.metrics import auc
 
 MODEL_COLOURS = {"baseline": "tab:blue", "cnn": "tab:orange", "blend": "tab:green"}
+PALETTE = ["tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:gray"]
+
+
+def model_colours(models) -> dict[str, str]:
+    """One colour per model: the kit's own models keep theirs, the others (window models, in
+    order) take the palette's next unused colour, so no two curves of a figure share one."""
+    spare = iter(PALETTE)
+    colours = {}
+    for i, model in enumerate(models):
+        colours[model] = MODEL_COLOURS.get(model) or next(spare, f"C{i % 10}")
+    return colours
 
 
 def plt():
@@ -101,6 +112,7 @@ def roc_curves(oofs: dict[str, pd.DataFrame]):
     pyplot = plt()
     patients = sorted({p for oof in oofs.values() for p in oof["patient"].unique()})
     panels = [*patients, "pooled"]
+    colours = model_colours(oofs)
     fig, axes = pyplot.subplots(1, len(panels), figsize=(4 * len(panels), 4.2), squeeze=False)
     for ax, panel in zip(axes[0], panels, strict=True):
         for model, oof in oofs.items():
@@ -110,7 +122,7 @@ def roc_curves(oofs: dict[str, pd.DataFrame]):
             if math.isnan(value):
                 continue
             fpr, tpr, _ = roc_curve(part["label"], score)
-            ax.plot(fpr, tpr, color=MODEL_COLOURS.get(model), label=f"{model} (AUC {value:.3f})")
+            ax.plot(fpr, tpr, color=colours[model], label=f"{model} (AUC {value:.3f})")
         ax.plot([0, 1], [0, 1], color="grey", lw=1, ls="--")
         ax.set_xlabel("false positive rate")
         ax.set_ylabel("true positive rate")
