@@ -290,6 +290,7 @@ def cross_spectra_kernel(
     channels, _, bins = spectra_re.shape
     acc_re = np.zeros((channels, channels, bins), np.float32)
     acc_im = np.zeros((channels, channels, bins), np.float32)
+    quad = np.zeros((8, bins), np.float32)  # four pairs' real and imaginary sums
     clean = np.empty(frame_valid.size, np.int64)
     for w in range(windows.shape[0]):
         if not window_valid[w]:
@@ -299,8 +300,37 @@ def cross_spectra_kernel(
             if frame_valid[f]:
                 clean[kept] = f
                 kept += 1
-        for i in range(channels):  # a pair's sums stay in L1 while the frames stream by
-            for j in range(i, channels):
+        for i in range(channels):
+            j = i
+            # Four pairs (i, j..j+3) at once: electrode i's frame is read once for four,
+            # and their sums are rows of one array (the compiler vectorises that, not
+            # eight separate rows). Each frame is added in time order: the same bits as
+            # a frame-by-frame loop over each pair.
+            while j + 4 <= channels:
+                quad[:] = 0.0
+                for q in range(kept):
+                    f = clean[q]
+                    ri, ii = spectra_re[i, f], spectra_im[i, f]
+                    r0, i0 = spectra_re[j, f], spectra_im[j, f]
+                    r1, i1 = spectra_re[j + 1, f], spectra_im[j + 1, f]
+                    r2, i2 = spectra_re[j + 2, f], spectra_im[j + 2, f]
+                    r3, i3 = spectra_re[j + 3, f], spectra_im[j + 3, f]
+                    for k in range(bins):
+                        x, y = ri[k], ii[k]
+                        quad[0, k] += x * r0[k] + y * i0[k]
+                        quad[1, k] += x * i0[k] - y * r0[k]
+                        quad[2, k] += x * r1[k] + y * i1[k]
+                        quad[3, k] += x * i1[k] - y * r1[k]
+                        quad[4, k] += x * r2[k] + y * i2[k]
+                        quad[5, k] += x * i2[k] - y * r2[k]
+                        quad[6, k] += x * r3[k] + y * i3[k]
+                        quad[7, k] += x * i3[k] - y * r3[k]
+                for m in range(4):
+                    acc_re[i, j + m] = quad[2 * m]
+                    acc_im[i, j + m] = quad[2 * m + 1]
+                j += 4
+            rest = j
+            for j in range(rest, channels):  # the rest one pair at a time, two frames a pass
                 out_re, out_im = acc_re[i, j], acc_im[i, j]
                 out_re[:] = 0.0
                 out_im[:] = 0.0
