@@ -218,3 +218,57 @@ def test_families_are_named_by_the_configuration():
     plan = plan_for(FeaturesConfig(families="corr"), 60 * FS, FS)
     features = segment_features(correlated(60), plan)
     assert set(features.families) == {"corr"}  # power is the table's
+
+
+@pytest.mark.parametrize("channels", [16, 7])
+def test_cross_spectra_sum_each_pair_frame_by_frame_to_the_bit(channels):
+    """The kernel's blocked pair sums (four pairs a pass, then the rest two frames a pass)
+    are float32 sums over the clean frames in time order: the same bits as that loop."""
+    from deepsync.features.kernel import cross_spectra_kernel
+
+    rng = np.random.default_rng(3)
+    frames, bins = 25, 37
+    re = rng.standard_normal((channels, frames, bins)).astype(np.float32)
+    im = rng.standard_normal((channels, frames, bins)).astype(np.float32)
+    frame_valid = rng.random(frames) > 0.2
+    windows = np.array([[0, 12], [12, 25]])
+    lo, hi = np.array([1, 5, 20]), np.array([5, 20, 37])
+    count, d = len(windows), len(lo)
+    band_re, band_im = (
+        np.zeros((count, d, channels, channels)),
+        np.zeros((count, d, channels, channels)),
+    )
+    coherence = np.zeros((count, d, channels * (channels - 1) // 2))
+    power = np.zeros((count, bins, channels), np.float32)
+    cross_spectra_kernel(
+        re,
+        im,
+        frame_valid,
+        windows,
+        np.ones(count, bool),
+        lo,
+        hi,
+        band_re,
+        band_im,
+        coherence,
+        power,
+    )
+    for w, (a, b) in enumerate(windows):
+        clean = [f for f in range(a, b) if frame_valid[f]]
+        for i in range(channels):
+            for j in range(i, channels):
+                s_re, s_im = np.zeros(bins, np.float32), np.zeros(bins, np.float32)
+                for f in clean:
+                    s_re = s_re + (re[i, f] * re[j, f] + im[i, f] * im[j, f])
+                    s_im = s_im + (re[i, f] * im[j, f] - im[i, f] * re[j, f])
+                if i == j:
+                    assert np.array_equal(power[w, :, i], s_re)
+                for band in range(d):
+                    total_re = total_im = 0.0
+                    for k in range(lo[band], hi[band]):
+                        total_re += float(s_re[k])
+                        total_im += float(s_im[k])
+                    assert band_re[w, band, i, j] == total_re and band_re[w, band, j, i] == total_re
+                    assert (
+                        band_im[w, band, i, j] == total_im and band_im[w, band, j, i] == -total_im
+                    )
