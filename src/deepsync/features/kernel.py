@@ -330,27 +330,11 @@ def cross_spectra_kernel(
                     acc_im[i, j + m] = quad[2 * m + 1]
                 j += 4
             rest = j
-            for j in range(rest, channels):  # the rest one pair at a time, two frames a pass
+            for j in range(rest, channels):  # the rest (a few pairs) one at a time
                 out_re, out_im = acc_re[i, j], acc_im[i, j]
                 out_re[:] = 0.0
                 out_im[:] = 0.0
-                # Two frames per pass over the sums (half the loads and stores), added
-                # one after the other: the order of a frame-by-frame loop, the same bits.
-                even = kept - kept % 2
-                for q in range(0, even, 2):
-                    f, g = clean[q], clean[q + 1]
-                    ri, ii = spectra_re[i, f], spectra_im[i, f]
-                    rj, ij = spectra_re[j, f], spectra_im[j, f]
-                    si, ti = spectra_re[i, g], spectra_im[i, g]
-                    sj, tj = spectra_re[j, g], spectra_im[j, g]
-                    for k in range(bins):
-                        out_re[k] = (out_re[k] + (ri[k] * rj[k] + ii[k] * ij[k])) + (
-                            si[k] * sj[k] + ti[k] * tj[k]
-                        )
-                        out_im[k] = (out_im[k] + (ri[k] * ij[k] - ii[k] * rj[k])) + (
-                            si[k] * tj[k] - ti[k] * sj[k]
-                        )
-                for q in range(even, kept):
+                for q in range(kept):
                     f = clean[q]
                     ri, ii = spectra_re[i, f], spectra_im[i, f]
                     rj, ij = spectra_re[j, f], spectra_im[j, f]

@@ -17,12 +17,10 @@ PALETTE = ["tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:c
 
 def model_colours(models) -> dict[str, str]:
     """One colour per model: the kit's own models keep theirs, the others (window models, in
-    order) take the palette's next unused colour, so no two curves of a figure share one."""
-    spare = iter(PALETTE)
-    colours = {}
-    for i, model in enumerate(models):
-        colours[model] = MODEL_COLOURS.get(model) or next(spare, f"C{i % 10}")
-    return colours
+    order) take the palette's colours, all different up to len(PALETTE) of them."""
+    others = [m for m in models if m not in MODEL_COLOURS]
+    spare = {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(others)}
+    return {m: MODEL_COLOURS.get(m) or spare[m] for m in models}
 
 
 def plt():
