@@ -1,14 +1,18 @@
 """The command line: one subcommand per pipeline stage.
 
 The only place that reads the environment or the terminal: it builds the configuration
-once and passes it down. A `DeepSyncError` is printed as one line (exit 2); a traceback
-only with ``--debug``. Ctrl-C exits 130 after the stage's own cleanup.
+once and passes it down. A `DeepSyncError` is printed as one line (exit 2), an OS error
+(no space, no permission, a folder where a file belongs) as one line naming the path and
+what to do (exit 1; 141 when the output pipe closed early); a traceback only with
+``--debug``. Ctrl-C exits 130 after the stage's own cleanup.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import io
 import json
 import os
 import sys
@@ -16,7 +20,7 @@ from pathlib import Path
 
 from deepsync import __version__
 from deepsync.config import SOURCES, Config, load_config
-from deepsync.errors import DeepSyncError
+from deepsync.errors import DeepSyncError, os_error_line
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -364,20 +368,22 @@ def _run_study(config: Config, args: argparse.Namespace) -> int:
 
 
 def _run_submit(config: Config, args: argparse.Namespace) -> int:
+    from deepsync.durable import FolderLock
     from deepsync.submit.leaderboard import render, save, table
     from deepsync.submit.stage import make_submission, send, summary
 
-    report = make_submission(config)
-    if args.submit:
-        try:
-            send(report, config, args.message or f"deepsync {config.train.run}")
-        finally:
+    with FolderLock(config.submit.folder, "deepsync submit"):  # the file stays as sent
+        report = make_submission(config)
+        if args.submit:
+            try:
+                send(report, config, args.message or f"deepsync {config.train.run}")
+            finally:
+                print(summary(report))
+        else:
             print(summary(report))
-    else:
-        print(summary(report))
-        print("  (not sent to Kaggle: `make submit SUBMIT=1 MSG=...` sends it)")
-    board = table(config.submit.folder)
-    save(board, config.submit.folder)
+            print("  (not sent to Kaggle: `make submit SUBMIT=1 MSG=...` sends it)")
+        board = table(config.submit.folder)
+        save(board, config.submit.folder)
     print(render(board))
     return 0
 
@@ -456,9 +462,10 @@ def _kaggle_user(config: Config) -> str:
         return os.environ["KAGGLE_USERNAME"]
     folder = os.environ.get("KAGGLE_CONFIG_DIR") or Path.home() / ".kaggle"
     try:
-        return str(json.loads((Path(folder) / "kaggle.json").read_text()).get("username", ""))
+        values = json.loads((Path(folder) / "kaggle.json").read_bytes())
     except (OSError, ValueError):
         return ""
+    return str(values.get("username", "")) if isinstance(values, dict) else ""
 
 
 def _run_kernels(config: Config, args: argparse.Namespace) -> int:
@@ -515,15 +522,97 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.workers <= 0:
         args.workers = os.cpu_count() or 1
+    config, stdout = None, sys.stdout
+    sys.stdout = _Output(stdout)
     try:
         config = load_config(args.profile, _overrides(args))
-        return args.run(config, args)
+        code = args.run(config, args)
+        sys.stdout.flush()  # here, where a closed or full output is caught like the rest
+        return code
     except DeepSyncError as error:
         if args.debug:
             raise
-        print(f"deepsync {args.stage}: error: {error}", file=sys.stderr)
-        return 2
+        return _say(args, str(error), 2)
     except KeyboardInterrupt:
         after = getattr(args, "after_interrupt", "rerun to resume")
         print(f"\ndeepsync {args.stage}: interrupted; {after}", file=sys.stderr)
         return 130
+    except _OutputError as failed:
+        if args.debug:
+            raise
+        _discard_output(stdout)
+        error = failed.error
+        if isinstance(error, BrokenPipeError):
+            return _say(args, "its output was closed before it ended (broken pipe)", 141)
+        return _say(args, f"cannot write its output ({error.strerror}); send it elsewhere", 1)
+    except OSError as error:
+        if args.debug:
+            raise
+        return _say(args, os_error_line(error, _places(config)), 1)
+    finally:
+        sys.stdout = stdout
+
+
+class _OutputError(Exception):
+    """Standard output failed (a closed pipe, a full disk): ``error`` is what it raised."""
+
+    def __init__(self, error: OSError):
+        super().__init__(f"standard output: {error}")
+        self.error = error
+
+
+class _Output:
+    """``sys.stdout`` while a stage runs: its write errors say they are the output's.
+
+    An error writing to an open file names no file; this tells the output's apart from
+    the rest, which name the file they were writing.
+    """
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self.stream.write(text)
+        except OSError as error:
+            raise _OutputError(error) from error
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except OSError as error:
+            raise _OutputError(error) from error
+
+    def __getattr__(self, name: str):
+        return getattr(self.stream, name)
+
+
+def _discard_output(stream) -> None:
+    """Send the rest of a failed output to /dev/null: the interpreter's own flush at exit
+    would fail again, with a traceback (a failed write keeps its bytes buffered)."""
+    with contextlib.suppress(OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
+
+
+def _say(args: argparse.Namespace, text: str, code: int) -> int:
+    """The one line a failed stage prints (stderr), and its exit code."""
+    with contextlib.suppress(OSError):
+        print(f"deepsync {args.stage}: error: {text}", file=sys.stderr)
+    return code
+
+
+def _places(config: Config | None) -> dict[str, Path]:
+    """The folders that settings name, for an OS error's advice (which setting to move)."""
+    config = config or Config()
+    places = {
+        "data.root": config.data.root,
+        "features.cache_root": config.features.cache_root,
+        "train.runs_root": config.train.runs_root,
+        "submit.folder": config.submit.folder,
+        "kernels.folder": config.kernels.folder,
+    }
+    if config.data.data_dir is not None:
+        places["data.data_dir"] = config.data.data_dir
+    return places

@@ -323,18 +323,7 @@ def load_config(profile: Path | None = None, overrides: typing.Iterable[str] = (
     """Defaults, then the TOML ``profile`` if given, then ``section.key=value`` overrides."""
     values: dict[str, dict[str, Any]] = {}
     if profile is not None:
-        named = PROFILES / f"{profile}.toml"
-        if not Path(profile).exists() and named.exists():
-            profile = named
-        try:
-            values = tomllib.loads(Path(profile).read_text())
-        except FileNotFoundError:
-            raise DeepSyncError(
-                f"profile {profile} does not exist; named profiles: "
-                + ", ".join(sorted(p.stem for p in PROFILES.glob("*.toml")))
-            ) from None
-        except tomllib.TOMLDecodeError as error:
-            raise DeepSyncError(f"profile {profile} is not valid TOML: {error}") from None
+        values = read_toml(profile, "profile", PROFILES)[0]
     for item in overrides:
         key, sep, raw = item.partition("=")
         section, dot, name = key.strip().partition(".")
@@ -342,6 +331,30 @@ def load_config(profile: Path | None = None, overrides: typing.Iterable[str] = (
             raise DeepSyncError(f"override {item!r} must look like section.key=value")
         values.setdefault(section, {})[name] = raw.strip()
     return _build(values).validate()
+
+
+def read_toml(given: Path | str, what: str, named: Path) -> tuple[dict[str, Any], Path]:
+    """The values of a TOML file, and its path: ``given``, else ``named/<given>.toml``.
+
+    A one-line error when it is missing, a folder, not text, or not TOML; ``what`` names
+    it ("profile"), ``named`` is the folder of the kit's named ones.
+    """
+    path = Path(given)
+    if not path.exists() and (named / f"{given}.toml").exists():
+        path = named / f"{given}.toml"
+    names = ", ".join(sorted(p.stem for p in named.glob("*.toml")))
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8")), path
+    except FileNotFoundError:
+        raise DeepSyncError(f"{what} {given} does not exist; named {what}s: {names}") from None
+    except IsADirectoryError:
+        raise DeepSyncError(
+            f"{what} {given} is a folder: give a TOML file, or a named {what} ({names})"
+        ) from None
+    except UnicodeDecodeError:
+        raise DeepSyncError(f"{what} {given} is not a text file: give a TOML file") from None
+    except tomllib.TOMLDecodeError as error:
+        raise DeepSyncError(f"{what} {path} is not valid TOML: {error}") from None
 
 
 def from_dict(values: dict[str, dict[str, Any]]) -> Config:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 from collections.abc import Callable
+from pathlib import Path
 
 from deepsync.errors import DeepSyncError
 
@@ -32,6 +34,7 @@ def authenticated_api(advice: str = ""):
     """
     missing = CREDENTIALS_ADVICE + (f"; {advice}" if advice else "")
     api = client_class()()
+    _check_credentials_file(Path(api.config), advice)
     try:
         # Checking a KAGGLE_API_TOKEN asks the server: its failures are Kaggle errors.
         help_text = contextlib.redirect_stdout(io.StringIO())  # printed when none is found
@@ -43,6 +46,33 @@ def authenticated_api(advice: str = ""):
     if not (values.get("token") or (values.get("username") and values.get("key"))):
         raise DeepSyncError(missing)  # a client that only printed its help
     return api
+
+
+def _check_credentials_file(path: Path, advice: str) -> None:
+    """A one-line error for a kaggle.json that is not a JSON object in UTF-8 text.
+
+    The client reads it with its errors swallowed (a UTF-16 file counts as none) or not
+    at all (a JSON list ends in a TypeError deep inside it).
+    """
+    try:
+        values = json.loads(path.read_bytes().decode("utf-8"))
+    except FileNotFoundError:
+        return
+    except OSError as error:
+        why = f"cannot be read ({error.strerror})"
+    except UnicodeDecodeError:
+        why = "is not UTF-8 text"
+    except ValueError:
+        why = "is not JSON"
+    else:
+        if isinstance(values, dict):
+            return
+        why = f"holds a JSON {type(values).__name__}, not an object"
+    raise DeepSyncError(
+        f"the Kaggle credentials file {path} {why}: it must be a JSON object with your "
+        "username and key, as downloaded from https://www.kaggle.com/settings/api"
+        + (f"; {advice}" if advice else "")
+    )
 
 
 def client_class():

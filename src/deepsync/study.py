@@ -38,9 +38,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import tomllib
 
-from deepsync.config import Config, load_config
+from deepsync.config import Config, load_config, read_toml
+from deepsync.durable import write_csv, write_text
 from deepsync.errors import DeepSyncError
 
 GRIDS = Path(__file__).parent / "grids"
@@ -64,17 +64,7 @@ class Grid:
 
 def load_grid(path: Path | None = None) -> Grid:
     """The grid in ``path`` (a file, or a name in ``deepsync/grids``), checked."""
-    named = GRIDS / f"{path or 'default'}.toml"
-    chosen = Path(path) if path is not None and Path(path).exists() else named
-    try:
-        values = tomllib.loads(chosen.read_text())
-    except FileNotFoundError:
-        raise DeepSyncError(
-            f"study grid {path} does not exist; named grids: "
-            + ", ".join(sorted(p.stem for p in GRIDS.glob("*.toml")))
-        ) from None
-    except tomllib.TOMLDecodeError as error:
-        raise DeepSyncError(f"study grid {chosen} is not valid TOML: {error}") from None
+    values, chosen = read_toml(path or "default", "grid", GRIDS)
     seeds = _seeds(values.get("seeds", [1]), chosen)
     table = values.get("variants")
     if not isinstance(table, dict) or not table:
@@ -211,7 +201,7 @@ def run_study(
             seconds = time.perf_counter() - clock
             if record.exists():  # the time of the models trained before, and now
                 seconds += json.loads(record.read_text())["seconds"]
-            record.write_text(json.dumps({"seconds": seconds, "images_per_s": _speed(folder)}))
+            write_text(record, json.dumps({"seconds": seconds, "images_per_s": _speed(folder)}))
         rows += _run_rows(variant.name, seed, folder, config)
     frame = pd.DataFrame(rows)
     table = summarise(frame, [v.name for v in grid.variants])
@@ -332,9 +322,9 @@ def markdown(table: pd.DataFrame) -> str:
 def _write_outputs(table: pd.DataFrame, runs: pd.DataFrame, out: Path) -> None:
     from deepsync.report.page import Page, write_page
 
-    _atomic(out / "table.csv", table.to_csv(index=False))
-    _atomic(out / "runs.csv", runs.to_csv(index=False))
-    _atomic(out / "table.md", markdown(table) + "\n")
+    write_csv(out / "table.csv", table)
+    write_csv(out / "runs.csv", runs)
+    write_text(out / "table.md", markdown(table) + "\n")
     page = Page(out)
     page.heading("Pooled OOF AUC per variant", "study")
     page.figure(_figure(runs), "study", "pooled OOF AUC, one dot per seed")
@@ -365,12 +355,6 @@ def _figure(runs: pd.DataFrame):
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return fig
-
-
-def _atomic(path: Path, text: str) -> None:
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text)
-    partial.replace(path)
 
 
 def summary(report: StudyReport) -> str:

@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pandas as pd
+import pytest
 import scipy.io
 
 from deepsync.config import load_config
@@ -14,6 +15,7 @@ from deepsync.data.index import COLUMNS, load_index, save_index, scan_folder
 from deepsync.data.layout import parse_name
 from deepsync.data.segment import read_segment, write_segment
 from deepsync.data.stage import prepare, summary
+from deepsync.errors import DeepSyncError
 from tests.conftest import TINY
 
 
@@ -102,7 +104,7 @@ def test_problems_are_listed_not_fatal(tiny_set, tmp_path):
             ]
         )
     )
-    assert any("1_2_0.mat" in p and "garbage" in p for p in data.scan.problems)
+    assert any("1_2_0.mat: a text file, not a MAT file" in p for p in data.scan.problems)
     assert "problems: 1" in summary(data)
 
 
@@ -194,3 +196,80 @@ def test_synthetic_source_through_the_cli(tmp_path):
     assert len(index) == 26 and (root / "synthetic_test_labels.csv").exists()
     again = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "26 segments" in again.stdout
+
+
+def write_2014_files(folder):
+    """A file of each 2014 competition, renamed like Melbourne training files."""
+    (folder / "train_1").mkdir(parents=True)
+    rng = np.random.default_rng(3)
+    scipy.io.savemat(  # UPenn and Mayo Clinic seizure detection: 1 s clips, 16 x 400
+        folder / "train_1/1_1_0.mat",
+        {
+            "data": rng.normal(size=(16, 400)),
+            "freq": 400.0,
+            "channels": np.array([f"NVC1202_32_002_Ecog_c{i:03d}" for i in range(1, 17)]),
+            "latency": 0.0,
+        },
+        do_compression=True,
+    )
+    scipy.io.savemat(  # American Epilepsy Society seizure prediction: a struct per file
+        folder / "train_1/1_2_0.mat",
+        {
+            "interictal_segment_2": {
+                "data": rng.normal(size=(16, 800)),
+                "data_length_sec": 600.0,
+                "sampling_frequency": 399.6,
+                "channels": np.array(["c1"]),
+                "sequence": 2.0,
+            }
+        },
+        do_compression=True,
+    )
+
+
+def test_files_of_another_competition_are_named_as_such(tmp_path):
+    folder = tmp_path / "mixed"
+    write_2014_files(folder)
+    config = load_config(
+        overrides=["data.source=dir", f"data.data_dir={folder}", f"data.root={tmp_path / 'data'}"]
+    )
+    problems = prepare(config, progress=False).scan.problems
+    assert len(problems) == 2
+    assert (
+        "1_1_0.mat: " in problems[0]
+        and (
+            "this looks like a file of another competition (2014 layout: data 16 x 400, freq, "
+            "channels: the UPenn and Mayo Clinic seizure detection challenge's 1-second clips)"
+        )
+        in problems[0]
+    )
+    assert (
+        "1_2_0.mat: " in problems[1]
+        and (
+            "(2014 layout: a interictal_segment_2 struct with data, sampling_frequency, channels: "
+            "the American Epilepsy Society seizure prediction challenge)"
+        )
+        in problems[1]
+    )
+    for path in sorted(folder.rglob("*.mat")):
+        with pytest.raises(DeepSyncError, match="looks like a file of another competition"):
+            read_segment(path)
+
+
+def test_an_empty_or_text_file_is_listed_once(tiny_set, tmp_path):
+    folder = tmp_path / "copy"
+    (folder / "train_1").mkdir(parents=True)
+    shutil.copy(tiny_set / "train_1/1_3_0.mat", folder / "train_1/1_3_0.mat")
+    (folder / "train_1/1_1_0.mat").write_bytes(b"")
+    (folder / "train_1/1_2_0.mat").write_text("File,Class\nnew_1_1.mat,0.5\n")
+    config = load_config(
+        overrides=["data.source=dir", f"data.data_dir={folder}", f"data.root={tmp_path / 'data'}"]
+    )
+    problems = prepare(config, progress=False).scan.problems
+    named = {name: [p for p in problems if f"/{name}:" in p] for name in ("1_1_0.mat", "1_2_0.mat")}
+    assert named["1_1_0.mat"] == [
+        f"{folder / 'train_1/1_1_0.mat'}: an empty file (0 bytes); copy or download it again"
+    ]
+    assert [p.split(": ", 1)[1] for p in named["1_2_0.mat"]] == [
+        "a text file, not a MAT file; copy or download it again"
+    ]

@@ -1,5 +1,6 @@
 """The feature cache: resumable after a kill, keyed by parameters, failures listed."""
 
+import errno
 import json
 import os
 import shutil
@@ -14,7 +15,7 @@ import pytest
 from deepsync.config import load_config
 from deepsync.data.segment import read_segment
 from deepsync.data.stage import prepare
-from deepsync.features.cache import FeatureCache, cache_folder
+from deepsync.features.cache import FeatureCache, cache_folder, read_journal
 from deepsync.features.spectrogram import plan_for, segment_features
 from deepsync.features.stage import build_features, summary
 
@@ -204,3 +205,148 @@ def test_pictures_show_a_pair_per_patient(indexed, tmp_path):
     assert np.all(np.diff(axes.band_hz) > 0)
     paths = save_pictures(cache, tmp_path / "pictures", axes, patients=1)
     assert len(paths) == 1 and paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# -- nothing half-written is trusted: full disks, damaged rows, two runs at once ------------
+
+
+def every_array(cache):
+    """The cache's arrays and its families' (what a rerun must give back bit for bit)."""
+    return arrays(cache) + [np.asarray(cache.families[n]) for n in sorted(cache.families)]
+
+
+def same_arrays(a, b):
+    return all(np.array_equal(x, y) for x, y in zip(every_array(a), every_array(b), strict=True))
+
+
+def features_command(config, cache_root, *extra):
+    return [
+        sys.executable,
+        "-m",
+        "deepsync",
+        "--no-progress",
+        "--workers",
+        "1",
+        "--set",
+        f"data.root={config.data.root}",
+        "--set",
+        f"features.cache_root={cache_root}",
+        *extra,
+        "features",
+    ]
+
+
+def test_a_disk_that_fills_mid_row_leaves_only_whole_rows_trusted(indexed, tmp_path, monkeypatch):
+    """The disk takes part of a row (a short count), then refuses: a rerun with space left
+    recomputes that row and the rest, and every array equals the uninterrupted run's."""
+    config, cache = indexed
+    moved = configure(config.data.data_dir, config.data.root, tmp_path / "cache")
+    real, budget = os.pwrite, [cache.stacks[0].nbytes * 25 + 1234]
+
+    def filling(fd, data, offset):
+        if budget[0] <= 0:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        taken = min(len(data), budget[0])
+        budget[0] -= taken
+        return real(fd, bytes(data[:taken]), offset)
+
+    monkeypatch.setattr(os, "pwrite", filling)
+    with pytest.raises(OSError) as raised:
+        build_features(moved, workers=1, progress=False)
+    monkeypatch.undo()
+    assert raised.value.errno == errno.ENOSPC and raised.value.filename.endswith(".npy")
+    folder = cache_folder(moved.features)
+    journalled = read_journal(folder)
+    assert 0 < len(journalled) < len(cache.segments)
+    assert not (folder / "segments.csv").exists()  # no finished cache is claimed
+    report = build_features(moved, workers=1, progress=False)
+    assert report.reused == len(journalled)
+    assert report.computed == len(cache.segments) - len(journalled)
+    assert same_arrays(cache, FeatureCache.open(folder))
+
+
+def test_a_damaged_row_is_computed_again(indexed, tmp_path):
+    config, cache = indexed
+    folder = cache_folder(config.features)
+    copy = tmp_path / "cache" / folder.name
+    shutil.copytree(folder, copy)
+    row_bytes = cache.stacks[0].nbytes
+    with open(copy / "stacks.npy", "r+b") as f:  # bytes that changed after their journal line
+        f.seek(-row_bytes * 3, os.SEEK_END)
+        f.write(b"\xff" * 100)
+    lines = (copy / "journal.jsonl").read_text().splitlines()
+    unverifiable = json.loads(lines[7])
+    del unverifiable["crc"]  # a row journalled before rows had checksums
+    lines[7] = json.dumps(unverifiable)
+    (copy / "journal.jsonl").write_text("\n".join(lines) + "\n")
+    moved = configure(config.data.data_dir, config.data.root, tmp_path / "cache")
+    report = build_features(moved, workers=1, progress=False)
+    assert report.computed == 2 and report.reused == report.total - 2
+    assert same_arrays(cache, FeatureCache.open(copy))
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or subprocess.run(["unshare", "-m", "true"]).returncode != 0,
+    reason="needs a mount namespace (root) for a small tmpfs",
+)
+def test_a_real_full_disk_then_a_rerun_with_space(indexed, tmp_path):
+    """The issue's own reproduction: the cache on a tmpfs too small for it, then enlarged."""
+    config, cache = indexed
+    mount = tmp_path / "small"
+    mount.mkdir()
+    size = sum(p.stat().st_size for p in cache.folder.glob("*.npy")) // 3
+    command = " ".join(features_command(config, mount))
+    script = (
+        f"mount -t tmpfs -o size={size} tmpfs {mount} && {{ {command}; echo rc=$?; "
+        f"mount -o remount,size={size * 6} {mount} && {command}; echo rc=$?; "
+        f"cp -r {mount}/. {tmp_path}/kept; }}"
+    )
+    result = subprocess.run(
+        ["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, timeout=300
+    )
+    first, _, second = result.stdout.partition("rc=1")
+    assert "rc=0" in second, result.stdout + result.stderr
+    warned, error = result.stderr.strip().splitlines()  # at the start, and where it stopped
+    assert "Traceback" not in result.stderr
+    assert warned.startswith("features: warning: the feature cache needs about ")
+    assert "MB free: free some space, or set features.cache_root to a bigger disk" in warned
+    assert error.startswith("deepsync features: error: no space left on the disk holding")
+    assert "or set features.cache_root to a folder on another disk" in error
+    assert "already cached" in second and " 0 failed" in second
+    assert same_arrays(cache, FeatureCache.open(tmp_path / "kept" / cache.folder.name))
+
+
+def test_a_second_run_on_the_same_cache_is_refused_and_nothing_is_mixed(indexed, tmp_path):
+    """Run B (another data folder, the same cache folder) while run A writes the cache."""
+    config, cache = indexed
+    other = tmp_path / "other"
+    shutil.copytree(config.data.data_dir, other, ignore=shutil.ignore_patterns("test_*"))
+    other_config = configure(other, tmp_path / "other-data", tmp_path / "cache")
+    prepare(other_config, progress=False)  # an index of fewer segments
+    first = subprocess.Popen(
+        features_command(config, tmp_path / "cache"), stdout=subprocess.PIPE, text=True
+    )
+    lock = cache_folder(other_config.features) / ".deepsync.lock"
+    deadline = time.monotonic() + 120
+    while not (lock.exists() and str(first.pid) in lock.read_text()):
+        assert first.poll() is None and time.monotonic() < deadline, "run A ended too soon"
+        time.sleep(0.002)
+    first.send_signal(signal.SIGSTOP)  # run A holds the cache, halfway through
+    try:
+        second = subprocess.run(
+            features_command(other_config, tmp_path / "cache"),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        first.send_signal(signal.SIGCONT)
+    assert second.returncode == 2 and "Traceback" not in second.stderr
+    [line] = second.stderr.strip().splitlines()
+    assert line.startswith(f"deepsync features: error: {lock.parent} is in use by deepsync ")
+    assert f"features (PID {first.pid}, since " in line and "rerun deepsync features" in line
+    assert first.wait(timeout=300) == 0
+    finished = FeatureCache.open(lock.parent)
+    assert len(finished.segments) == finished.stacks.shape[0] == len(cache.segments)
+    assert same_arrays(cache, finished)
+    assert not lock.exists()

@@ -60,3 +60,36 @@ def test_submit_without_a_run_is_a_one_line_error(tmp_path):
     result = run("submit", cwd=tmp_path)
     assert result.returncode == 2 and "make train" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_blend_into_a_folder_or_against_a_binary_sample_is_one_line(tmp_path):
+    (tmp_path / "out").mkdir()
+    into = run("blend", str(WINNING), "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert into.returncode == 2 and "Traceback" not in into.stderr
+    assert into.stderr.strip().splitlines() == [
+        f"deepsync blend: error: {tmp_path / 'out'} is a folder; give the name of a file to write"
+    ]
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["out"]  # no .partial anywhere
+    binary = tmp_path / "sample.csv"
+    binary.write_bytes(bytes(range(256)) * 4)
+    validate = run("validate", str(WINNING), "--sample", str(binary), cwd=tmp_path)
+    assert validate.returncode == 2 and "Traceback" not in validate.stderr
+    assert validate.stderr.strip().splitlines() == [
+        f"deepsync validate: error: cannot read the sample submission {binary} (not UTF-8 text)"
+    ]
+
+
+def test_an_unclosed_quote_or_nul_bytes_are_shown_in_short(tmp_path):
+    lines = WINNING.read_text().splitlines()
+    quoted = tmp_path / "quoted.csv"
+    quoted.write_text("\n".join(lines[:4] + ['"new_1_3.mat,0.5'] + lines[5:]) + "\n")
+    nul = tmp_path / "nul.csv"
+    nul.write_text("\n".join(lines[:4] + ["new_1_\x00\x003.mat,0.5"] + lines[5:]) + "\n")
+    for path, expected in (
+        (quoted, "1 quoted fields that run over several lines: line 5 opens a quote"),
+        (nul, "1 files not in the sample submission: 'new_1_\\x00\\x003.mat'"),
+    ):
+        result = run("validate", str(path), cwd=tmp_path)
+        assert result.returncode == 1 and expected in result.stdout
+        assert len(result.stdout.splitlines()) <= 4 and "\x00" not in result.stdout
+        assert max(len(line) for line in result.stdout.splitlines()) < 200

@@ -98,9 +98,47 @@ def test_missing_credentials_send_nothing(submit_config, kaggle_server, monkeypa
     monkeypatch.delenv("KAGGLE_USERNAME")
     monkeypatch.delenv("KAGGLE_KEY")
     report = make_submission(submit_config)
-    with pytest.raises(DeepSyncError, match="no usable Kaggle credentials.*stays in submissions"):
+    with pytest.raises(DeepSyncError, match="no usable Kaggle credentials") as raised:
         send(report, submit_config, "no credentials")
+    assert f"the file stays in {submit_config.submit.folder}/" in str(raised.value)
     assert kaggle_server.requests == [] and report.path.exists()
     refused = ledger.read(submit_config.submit.folder).iloc[-1]
     assert refused["event"] == "refused" and "credentials" in refused["message"]
     assert isinstance(pd.read_csv(report.path), pd.DataFrame)
+
+
+@pytest.mark.parametrize(
+    "content, why",
+    [
+        (b'["deepsync-tester", "key"]', "holds a JSON list, not an object"),
+        ('{"username": "a", "key": "b"}'.encode("utf-16"), "is not UTF-8 text"),
+        (b"username=a key=b", "is not JSON"),
+    ],
+)
+def test_a_broken_credentials_file_is_one_line_and_ledgered(
+    submit_config, kaggle_server, kaggle_home, monkeypatch, content, why
+):
+    monkeypatch.delenv("KAGGLE_USERNAME")
+    monkeypatch.delenv("KAGGLE_KEY")
+    (kaggle_home / ".kaggle").mkdir(exist_ok=True)
+    (kaggle_home / ".kaggle" / "kaggle.json").write_bytes(content)
+    report = make_submission(submit_config)
+    with pytest.raises(DeepSyncError) as raised:
+        send(report, submit_config, "broken credentials file")
+    message = str(raised.value)
+    assert f"the Kaggle credentials file {kaggle_home / '.kaggle' / 'kaggle.json'} {why}" in message
+    assert "\n" not in message and kaggle_server.requests == []
+    assert events(submit_config) == ["written", "refused"]
+
+
+def test_any_failure_after_written_is_ledgered_as_refused(submit_config, monkeypatch):
+    def broken(*_):
+        raise TypeError("list indices must be integers or slices, not str")
+
+    monkeypatch.setattr(kaggle_api, "submit", broken)
+    report = make_submission(submit_config)
+    with pytest.raises(TypeError):
+        send(report, submit_config, "a bug in the client")
+    refused = ledger.read(submit_config.submit.folder).iloc[-1]
+    assert refused["event"] == "refused"
+    assert refused["message"].startswith("failed before Kaggle answered (TypeError: list")

@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from deepsync.data.layout import hour_group, parse_name, sequence_of
+from deepsync.durable import write_csv
 from deepsync.errors import DeepSyncError
 
 LABELS_FILE = "train_and_test_data_labels_safe.csv"
@@ -43,6 +44,7 @@ class Scan:
     labels_source: str
     skipped: dict[str, int] = field(default_factory=dict)  # reason -> count
     problems: list[str] = field(default_factory=list)  # one line each
+    unreadable: set[str] = field(default_factory=set)  # paths that are no segment file at all
 
 
 def packaged_labels() -> dict[str, tuple[int, int]]:
@@ -53,8 +55,11 @@ def packaged_labels() -> dict[str, tuple[int, int]]:
 
 def read_labels(path: Path) -> dict[str, tuple[int, int]]:
     """A ``image,class,safe`` labels file: name -> (class, safe)."""
-    with open(path, newline="") as f:
-        return _parse_labels(f, str(path))
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            return _parse_labels(f, str(path))
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise DeepSyncError(f"{path}: not a labels CSV file ({error}); restore it") from None
 
 
 def _parse_labels(lines, where: str) -> dict[str, tuple[int, int]]:
@@ -76,6 +81,11 @@ def scan_folder(folder: Path, labels: dict[str, tuple[int, int]] | None = None) 
     preictal files); files of the re-release were all safe by construction.
     """
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise DeepSyncError(
+            f"data folder {folder} is a file, not a folder; set DATA_DIR to the folder that "
+            "holds train_1/, test_1_new/ ... (or the PatITrain_* files)"
+        )
     if not folder.is_dir():
         raise DeepSyncError(f"data folder {folder} does not exist; check DATA_DIR")
     source = "given"
@@ -86,7 +96,7 @@ def scan_folder(folder: Path, labels: dict[str, tuple[int, int]] | None = None) 
             if found
             else (packaged_labels(), "packaged copy of the real labels file")
         )
-    rows, skipped, problems = {}, {}, []
+    rows, skipped, problems, unreadable = {}, {}, [], set()
     for path in _walk(folder):
         parsed = parse_name(path)
         if parsed is None:
@@ -112,8 +122,10 @@ def scan_folder(folder: Path, labels: dict[str, tuple[int, int]] | None = None) 
             problems.append(f"{path}: same segment as {kept}; kept the first")
             continue
         size = path.stat().st_size
-        if not _looks_like_segment(path, size):
-            problems.append(f"{path}: neither a MAT v5 file nor a CSV (empty or garbage)")
+        wrong = _not_a_segment(path, size)
+        if wrong:
+            problems.append(f"{path}: {wrong}; copy or download it again")
+            unreadable.add(str(path.resolve()))
         rows[parsed.name] = {
             "segment": parsed.name,
             "patient": parsed.patient,
@@ -132,7 +144,7 @@ def scan_folder(folder: Path, labels: dict[str, tuple[int, int]] | None = None) 
             "test_I_new/new_I_J.mat (Kaggle) or PatITrain_J_K / PatITest_J_0 (.mat or .csv)"
         )
     table = pd.DataFrame(list(rows.values()), columns=COLUMNS)
-    return Scan(_typed(table), source, skipped, problems)
+    return Scan(_typed(table), source, skipped, problems, unreadable)
 
 
 def _find_labels_file(folder: Path) -> Path | None:
@@ -151,15 +163,18 @@ def _walk(folder: Path):
                 yield Path(top, name)
 
 
-def _looks_like_segment(path: Path, size: int) -> bool:
-    """Cheap check of the first bytes: a MAT v5 header, or a CSV of numbers."""
+def _not_a_segment(path: Path, size: int) -> str | None:
+    """Cheap check of the first bytes (a MAT v5 header, or a CSV of numbers): why not."""
     if size == 0:
-        return False
+        return "an empty file (0 bytes)"
     with open(path, "rb") as f:
         head = f.read(128)
-    if path.suffix.lower() == ".mat":
-        return head.startswith(_MAT_MAGIC)
-    return all(32 <= b < 127 or b in (9, 10, 13) for b in head)
+    text = all(32 <= b < 127 or b in (9, 10, 13) for b in head)
+    if path.suffix.lower() == ".mat" and not head.startswith(_MAT_MAGIC):
+        return "a text file, not a MAT file" if text else "not a MAT v5 file (no MAT header)"
+    if path.suffix.lower() != ".mat" and not text:
+        return "not a CSV of numbers (binary bytes)"
+    return None
 
 
 def _typed(table: pd.DataFrame) -> pd.DataFrame:
@@ -174,9 +189,7 @@ def _typed(table: pd.DataFrame) -> pd.DataFrame:
 
 def save_index(table: pd.DataFrame, path: Path) -> None:
     """Write the index as CSV, atomically."""
-    partial = path.with_name(path.name + ".partial")
-    table.to_csv(partial, index=False)
-    partial.replace(path)
+    write_csv(path, table)
 
 
 def load_index(path: Path) -> pd.DataFrame:

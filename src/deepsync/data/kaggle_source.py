@@ -24,6 +24,7 @@ from pathlib import Path, PurePosixPath
 
 from deepsync.config import DataConfig
 from deepsync.data import archive
+from deepsync.durable import write_text
 from deepsync.errors import DeepSyncError
 from deepsync.kaggle_client import authenticated_api, kaggle_errors
 
@@ -171,7 +172,8 @@ def _fetch_file(
     download = _download(api, config, item, downloads, progress)
     download_bytes = download.stat().st_size
     checked = _unpack_verified(download, item, files, reference, progress)
-    marker.write_text(
+    write_text(
+        marker,
         json.dumps(
             {
                 "file": item.name,
@@ -182,7 +184,7 @@ def _fetch_file(
                 "verified_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             },
             indent=1,
-        )
+        ),
     )
 
 

@@ -11,6 +11,7 @@ is read anyway, with a warning.
 from __future__ import annotations
 
 import io
+import re
 import warnings
 import zlib
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ import numpy as np
 import scipy.io
 
 from deepsync.data import fastmat
+from deepsync.durable import write_bytes
 from deepsync.errors import DeepSyncError
 
 CHANNELS = 16
@@ -27,6 +29,8 @@ SAMPLING_RATE = 400  # Hz
 SEGMENT_SECONDS = 600
 MAT_HEADER_BYTES = 128  # MAT v5: text, subsystem offset, version, endian mark
 MI_COMPRESSED = 15  # MAT v5 element type of a zlib-compressed element
+# The 2014 American Epilepsy Society prediction challenge's one struct per file
+AES_2014_VARIABLE = re.compile(r"(interictal|preictal|test)_segment_\d+")
 FINITE_CHECK_BLOCK = 1 << 16  # values checked per step: a 256 KiB temporary, not a full copy
 
 
@@ -99,12 +103,50 @@ def _read_with_scipy(path: Path) -> Segment:
             None if sequence is None else int(sequence),
             channels,
         )
+    other = other_competition(
+        {k: (np.shape(v), v.dtype.names is not None) for k, v in variables.items() if k[0] != "_"}
+    )
+    if other:
+        raise DeepSyncError(f"{path}: {other}")
     if "data" in variables:
         return _validated(path, variables["data"], SAMPLING_RATE, None, None)
     found = ", ".join(k for k in variables if not k.startswith("__")) or "none"
     raise DeepSyncError(
         f"{path}: no 'dataStruct' or 'data' variable (found: {found}); is this a segment file?"
     )
+
+
+def other_competition(variables: dict[str, tuple[tuple[int, ...], bool]]) -> str | None:
+    """What a file of another Kaggle EEG competition is, from its variables, or None.
+
+    ``variables``: name -> (shape, is a struct). The 2014 competitions' files are .mat too,
+    and a copy renamed like a Melbourne file would otherwise read as a broken segment.
+    """
+    names = set(variables)
+    if {"data", "freq", "channels"} <= names:
+        rows, cols = (tuple(variables["data"][0]) + (0, 0))[:2]
+        return (
+            "this looks like a file of another competition (2014 layout: data "
+            f"{rows} x {cols}, freq, channels: the UPenn and Mayo Clinic seizure detection "
+            "challenge's 1-second clips), not a Melbourne segment; leave it out of DATA_DIR"
+        )
+    segments = sorted(n for n in names if AES_2014_VARIABLE.fullmatch(n))
+    if segments and variables[segments[0]][1]:
+        return (
+            f"this looks like a file of another competition (2014 layout: a {segments[0]} "
+            "struct with data, sampling_frequency, channels: the American Epilepsy Society "
+            "seizure prediction challenge), not a Melbourne segment; leave it out of DATA_DIR"
+        )
+    return None
+
+
+def describe_other(path: Path) -> str | None:
+    """`other_competition` of a .mat file, from its variable headers (no data read)."""
+    try:
+        listed = scipy.io.whosmat(path)
+    except Exception:  # scipy raises many types on garbage input: then it is not one
+        return None
+    return other_competition({name: (shape, kind == "struct") for name, shape, kind in listed})
 
 
 def write_segment(
@@ -142,12 +184,7 @@ def write_segment(
             [MI_COMPRESSED, len(packed)], dtype="=u4"
         ).tobytes()  # scipy writes native order
         content = content[:MAT_HEADER_BYTES] + tag + packed
-    partial = path.with_name(path.name + ".partial")
-    try:
-        partial.write_bytes(content)
-        partial.replace(path)
-    finally:
-        partial.unlink(missing_ok=True)
+    write_bytes(path, content)
 
 
 def _loadmat(path: Path) -> dict:

@@ -2,8 +2,9 @@
 
 Outputs, all under ``data.root``: ``segments.csv`` (the segment index) and
 ``dataset.json`` (where the segments are, which source, where the test labels are if
-known). The synthetic set lives in ``synthetic/``, kaggle downloads in ``kaggle/``;
-a ``dir`` source is read in place and never written to.
+known); one run at a time writes there (`FolderLock`). The synthetic set lives in
+``synthetic/``, kaggle downloads in ``kaggle/``; a ``dir`` source is read in place and
+never written to.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from deepsync.config import Config
 from deepsync.data import synthetic
 from deepsync.data.archive import reference_md5
 from deepsync.data.index import Scan, save_index, scan_folder
+from deepsync.data.segment import describe_other
+from deepsync.durable import FolderLock, write_text
 
 INDEX_FILE = "segments.csv"
 DATASET_FILE = "dataset.json"
@@ -39,6 +42,11 @@ class DataSet:
 
 def prepare(config: Config, *, workers: int = 1, progress: bool = True) -> DataSet:
     """Run the data stage for ``config.data.source`` and write the index."""
+    with FolderLock(config.data.root, "deepsync data"):
+        return _prepare(config, workers, progress)
+
+
+def _prepare(config: Config, workers: int, progress: bool) -> DataSet:
     started = time.perf_counter()
     root = Path(config.data.root)
     source = config.data.source
@@ -61,7 +69,6 @@ def prepare(config: Config, *, workers: int = 1, progress: bool = True) -> DataS
         reference = "every listed file's size and MD5, as downloaded"
     else:
         reference = _check_sizes(scan)
-    root.mkdir(parents=True, exist_ok=True)
     index_path = root / INDEX_FILE
     save_index(scan.segments, index_path)
     description = {
@@ -73,7 +80,7 @@ def prepare(config: Config, *, workers: int = 1, progress: bool = True) -> DataS
         "segments": len(scan.segments),
         "config": config.to_dict(),
     }
-    (root / DATASET_FILE).write_text(json.dumps(description, indent=1))
+    write_text(root / DATASET_FILE, json.dumps(description, indent=1))
     return DataSet(
         folder, source, index_path, scan, test_labels, reference, time.perf_counter() - started
     )
@@ -89,10 +96,10 @@ def _check_sizes(scan: Scan) -> str:
     kaggle = scan.segments[scan.segments["layout"] == "kaggle"]
     listed = kaggle[kaggle["segment"].isin(sizes.keys())]
     for row in listed.itertuples():
-        if row.bytes != sizes[row.segment]:
+        if row.bytes != sizes[row.segment] and row.path not in scan.unreadable:
+            why = describe_other(Path(row.path)) or "copy or download it again"
             scan.problems.append(
-                f"{row.path}: {row.bytes} bytes, the original has {sizes[row.segment]}; "
-                "copy or download it again"
+                f"{row.path}: {row.bytes} bytes, the original has {sizes[row.segment]}; {why}"
             )
     if listed.empty:
         return "no original sizes known for these files"

@@ -32,6 +32,7 @@ from tqdm import tqdm
 from deepsync.config import SyntheticConfig
 from deepsync.data.layout import SEGMENTS_PER_HOUR, ecosystem_test_name, kaggle_path
 from deepsync.data.segment import CHANNELS, write_segment
+from deepsync.durable import replacing, write_text
 from deepsync.parallel import parallel_map
 
 MARKER = "SYNTHETIC.json"  # written last: its presence means the set is complete
@@ -174,7 +175,7 @@ def generate(
     if folder.exists() and (not started.exists() or json.loads(started.read_text()) != settings):
         shutil.rmtree(folder)  # another size or seed: never mix two sets
     folder.mkdir(parents=True, exist_ok=True)
-    started.write_text(json.dumps(settings))
+    write_text(started, json.dumps(settings))
 
     planned = plan(cfg)
     todo = [s for s in planned if not (folder / kaggle_path(s.name)).exists()]
@@ -193,7 +194,8 @@ def generate(
             bar.update()
 
     _write_tables(cfg, planned, folder, labels_path)
-    marker.write_text(
+    write_text(
+        marker,
         json.dumps(
             {
                 "settings": settings,
@@ -201,7 +203,7 @@ def generate(
                 "test_labels": str(labels_path.resolve()),
             },
             indent=1,
-        )
+        ),
     )
     return labels_path
 
@@ -221,7 +223,8 @@ def _write_tables(
 ) -> None:
     """The labels file, the sample submission, and the test labels (outside the folder)."""
     rng = np.random.default_rng([cfg.seed, 1])
-    with open(folder / "train_and_test_data_labels_safe.csv", "w", newline="") as f:
+    labels_file = folder / "train_and_test_data_labels_safe.csv"
+    with replacing(labels_file) as partial, open(partial, "w", newline="") as f:
         out = csv.writer(f)
         out.writerow(["image", "class", "safe"])
         for s in planned:
@@ -229,11 +232,12 @@ def _write_tables(
                 out.writerow([s.name, s.label, int(s.safe)])
     tests = [s for s in planned if s.kind == "test"]
     tests.sort(key=lambda s: (s.patient, int(s.name.rsplit("_", 1)[1][:-4])))
-    with open(folder / "sample_submission.csv", "w", newline="") as f:
+    sample = folder / "sample_submission.csv"
+    with replacing(sample) as partial, open(partial, "w", newline="") as f:
         out = csv.writer(f)
         out.writerow(["File", "Class"])
         out.writerows([s.name, 0] for s in tests)
-    with open(labels_path, "w", newline="") as f:
+    with replacing(labels_path) as partial, open(partial, "w", newline="") as f:
         out = csv.writer(f)
         out.writerow(["image", "class", "usage"])
         for s in tests:

@@ -12,8 +12,12 @@ Layout of ``cache/features-<hash of the parameters>/``:
   windows; ``params.json`` says which families the cache holds;
 - ``segments.csv``: the segment index plus row, status, dropout, all_zero, frames_valid,
   windows_valid; written when a run ends;
-- ``journal.jsonl``: one line per finished segment, appended only after its rows are
-  written, so a killed run resumes where it stopped and never trusts a half-written row.
+- ``journal.jsonl``: one line per finished segment with the CRC-32 of its rows, appended
+  only after its rows are written in full and synced, so a killed run (or a full disk)
+  resumes where it stopped; a rerun checks each journalled row against its CRC and
+  computes again any that does not match: a half-written row is never trusted;
+- ``.deepsync.lock``: held by the run writing the cache (and by runs reading it), so that
+  two runs never write one cache at once.
 
 Only the main process writes, with ``pwrite`` at each row's offset: its memory stays
 small however big the arrays grow.
@@ -24,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -31,12 +36,15 @@ import numpy as np
 import pandas as pd
 
 from deepsync.config import FeaturesConfig
+from deepsync.durable import checksum, ends_line, naming, write_all
 from deepsync.errors import DeepSyncError
 from deepsync.features.families import FAMILIES, parse_families
 
 KERNEL_VERSION = 6  # part of the hash: bump when the kernel or the cache layout changes
 TABLE_COLUMNS = 12  # log power in 6 bands, then log share of the total
 ARRAYS = ("stacks", "table", "windows", "frames")  # every cache; family_<name> beside them
+COMMIT_ROWS = 16  # rows synced and journalled together: a kill loses at most these...
+COMMIT_SECONDS = 1.0  # ...or this much work
 
 
 def cache_folder(params: FeaturesConfig) -> Path:
@@ -81,7 +89,12 @@ class Shapes:
 
 
 class RowWriter:
-    """Writes rows into the cache's .npy files in place (``pwrite``), and keeps the journal."""
+    """Writes rows into the cache's .npy files in place (``pwrite``), and keeps the journal.
+
+    Rows are journalled in groups (`COMMIT_ROWS`, `COMMIT_SECONDS`): the arrays are synced
+    first, then the group's journal lines are appended and synced. A row in the journal
+    is on disk in full; `holds` checks that it still is.
+    """
 
     def __init__(self, folder: Path, shapes: Shapes):
         self.folder, self.shapes = folder, shapes
@@ -90,28 +103,70 @@ class RowWriter:
             path = folder / f"{name}.npy"
             shape, dtype = shapes.of(name)
             if not _has_shape(path, shape, dtype):
-                np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape).flush()
+                with naming(path):
+                    np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape).flush()
             fd = os.open(path, os.O_RDWR)
             row_bytes = int(np.prod(shape[1:])) * dtype.itemsize
             self.files[name] = fd
             self.offsets[name] = (os.fstat(fd).st_size - shape[0] * row_bytes, row_bytes)
-        self.journal = open(folder / "journal.jsonl", "a")  # noqa: SIM115 - closed in close()
+        self.journal_path = folder / "journal.jsonl"
+        self.journal = os.open(self.journal_path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        self.pending: list[str] = []  # journal lines of rows written but not yet synced
+        self.committed = time.monotonic()
 
     def write(self, row: int, arrays: dict[str, np.ndarray], record: dict) -> None:
-        """Write one segment's rows, then journal it (the order makes a kill harmless)."""
-        for name, values in arrays.items():
+        """Write one segment's rows in full; journal them with the next commit."""
+        if set(arrays) != set(self.shapes.arrays):
+            raise DeepSyncError(f"internal: rows of {sorted(arrays)}, not {self.shapes.arrays}")
+        rows = [self._bytes(name, arrays[name]) for name in self.shapes.arrays]
+        for name, data in zip(self.shapes.arrays, rows, strict=True):
             header, row_bytes = self.offsets[name]
-            data = np.ascontiguousarray(values, dtype=self.shapes.of(name)[1])
-            if data.nbytes != row_bytes:
-                raise DeepSyncError(f"internal: {name} row of {data.nbytes} bytes, not {row_bytes}")
-            os.pwrite(self.files[name], memoryview(data).cast("B"), header + row * row_bytes)
-        self.journal.write(json.dumps({"row": row, **record}) + "\n")
-        self.journal.flush()
+            with naming(self.folder / f"{name}.npy"):
+                write_all(self.files[name], data, header + row * row_bytes)
+        self.pending.append(json.dumps({"row": row, **record, "crc": checksum(*rows)}))
+        if len(self.pending) >= COMMIT_ROWS or time.monotonic() - self.committed > COMMIT_SECONDS:
+            self.commit()
+
+    def commit(self) -> None:
+        """Sync the rows written so far, then append their journal lines and sync those."""
+        self.committed = time.monotonic()
+        if not self.pending:
+            return
+        for name, fd in self.files.items():
+            with naming(self.folder / f"{name}.npy"):
+                os.fdatasync(fd)
+        with naming(self.journal_path):
+            ends_line(self.journal)  # a line a crash cut short stays a line of its own
+            write_all(self.journal, "".join(f"{line}\n" for line in self.pending).encode())
+            os.fdatasync(self.journal)
+        self.pending.clear()
+
+    def holds(self, row: int, record: dict) -> bool:
+        """Whether the row on disk is the one ``record`` journalled (its CRC matches)."""
+        if "crc" not in record:  # journalled before rows had checksums: unverifiable
+            return False
+        rows = []
+        for name in self.shapes.arrays:
+            header, row_bytes = self.offsets[name]
+            with naming(self.folder / f"{name}.npy"):
+                rows.append(os.pread(self.files[name], row_bytes, header + row * row_bytes))
+        return checksum(*rows) == record["crc"]
 
     def close(self) -> None:
-        for fd in self.files.values():
-            os.close(fd)
-        self.journal.close()
+        """Commit what is written, and close the files (they are closed even if that fails)."""
+        try:
+            self.commit()
+        finally:
+            for fd in (*self.files.values(), self.journal):
+                os.close(fd)
+
+    def _bytes(self, name: str, values: np.ndarray) -> np.ndarray:
+        data = np.ascontiguousarray(values, dtype=self.shapes.of(name)[1])
+        if data.nbytes != self.offsets[name][1]:
+            raise DeepSyncError(
+                f"internal: {name} row of {data.nbytes} bytes, not {self.offsets[name][1]}"
+            )
+        return data
 
 
 def _has_shape(path: Path, shape: tuple[int, ...], dtype: np.dtype) -> bool:
@@ -134,16 +189,16 @@ def held_families(folder: Path) -> tuple[str, ...]:
 
 
 def read_journal(folder: Path) -> dict[int, dict]:
-    """Finished rows: row -> record. A torn last line (a kill mid-write) is ignored."""
+    """Journalled rows: row -> record. A torn line (a kill mid-write) is ignored."""
     path = folder / "journal.jsonl"
     done = {}
     if path.exists():
-        for line in path.read_text().splitlines():
+        for line in path.read_bytes().splitlines():
             try:
                 record = json.loads(line)
-            except json.JSONDecodeError:
+                done[int(record["row"])] = record
+            except (ValueError, KeyError, TypeError):  # torn, or not a record of ours
                 continue
-            done[record["row"]] = record
     return done
 
 

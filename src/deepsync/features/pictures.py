@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from deepsync.config import FeaturesConfig
+from deepsync.durable import replacing
 from deepsync.errors import DeepSyncError
 from deepsync.features.cache import FeatureCache
 from deepsync.features.spectrogram import log_band_edges
@@ -128,7 +129,8 @@ def save_pictures(
     for patient, inter, pre in choose_pairs(cache, patients):
         fig = stack_figure(cache, patient, inter, pre, axes_of)
         path = out / f"patient{patient}_interictal_vs_preictal.png"
-        fig.savefig(path, dpi=80)
+        with replacing(path) as partial:
+            fig.savefig(partial, dpi=80, format="png")
         plt.close(fig)
         written.append(path)
     return written

@@ -11,9 +11,11 @@ from __future__ import annotations
 import functools
 import json
 import os
+import shutil
+import sys
 import time
 import warnings
-from contextlib import closing
+from contextlib import closing, suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -25,6 +27,7 @@ from deepsync.config import Config, FeaturesConfig
 from deepsync.data.index import load_index
 from deepsync.data.segment import read_segment
 from deepsync.data.stage import INDEX_FILE
+from deepsync.durable import FolderLock, write_csv, write_text
 from deepsync.errors import DeepSyncError
 from deepsync.features.cache import (
     FeatureCache,
@@ -60,36 +63,51 @@ class FeatureReport:
 
 
 def build_features(config: Config, *, workers: int = 1, progress: bool = True) -> FeatureReport:
-    """Cache the features of every segment in the data stage's index."""
+    """Cache the features of every segment in the data stage's index.
+
+    The cache folder is this run's alone while it runs (`FolderLock`); a row counts as
+    cached only when its journal line is there and the row on disk matches its checksum.
+    """
     started = time.perf_counter()
+    folder = cache_folder(config.features)
+    with (
+        FolderLock(config.data.root, "deepsync features", shared=True),
+        FolderLock(folder, "deepsync features"),
+    ):
+        report = _build(config, folder, workers, progress)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _build(config: Config, folder: Path, workers: int, progress: bool) -> FeatureReport:
     index = load_index(Path(config.data.root) / INDEX_FILE)
     params = config.features
-    folder = cache_folder(params)
-    folder.mkdir(parents=True, exist_ok=True)
     described = {**config.to_dict()["features"], "hash": params_hash(params)}
     described["families"] = ",".join(parse_families(params.families))  # "all" resolved
-    (folder / "params.json").write_text(json.dumps(described, indent=1))
+    write_text(folder / "params.json", json.dumps(described, indent=1))
     identity = [_identity(path) for path in index["path"]]
     shapes = _shapes(params, index, identity)
     _reset_if_other_layout(folder, index, shapes)
-    done = {
-        row: rec
-        for row, rec in read_journal(folder).items()
-        if row < len(index) and rec.get("identity") == identity[row]
-    }
-    todo = [row for row in range(len(index)) if row not in done]
-    report = FeatureReport(folder, len(index), reused=len(done))
     writer = RowWriter(folder, shapes)
-    jobs = _jobs(index, identity, todo, params, shapes.windows)
-    bar = tqdm(
-        total=len(index),
-        initial=len(done),
-        unit="file",
-        desc="features",
-        disable=not progress,
-        smoothing=0.1,
-    )
     try:
+        done = _verified(writer, read_journal(folder), identity, progress)
+        todo = [row for row in range(len(index)) if row not in done]
+        report = FeatureReport(folder, len(index), reused=len(done))
+        if todo:  # the finished cache's manifest goes until this run has finished it again
+            (folder / "segments.csv").unlink(missing_ok=True)
+            short = _short_of_space(folder)
+            if short:
+                report.warned.append(short)
+                tqdm.write(f"features: warning: {short}", file=sys.stderr)
+        jobs = _jobs(index, identity, todo, params, shapes.windows)
+        bar = tqdm(
+            total=len(index),
+            initial=len(done),
+            unit="file",
+            desc="features",
+            disable=not progress,
+            smoothing=0.1,
+        )
         with bar, closing(parallel_map(_compute, jobs, workers, in_worker)) as results:
             for row, outcome in results:
                 if isinstance(outcome, str):
@@ -101,11 +119,46 @@ def build_features(config: Config, *, workers: int = 1, progress: bool = True) -
                     done[row] = record
                     report.computed += 1
                 bar.update()
-    finally:
-        writer.close()
+    except BaseException:
+        with suppress(OSError):  # rows written in full before the failure stay cached
+            writer.close()
+        raise
+    writer.close()
     _write_manifest(folder, index, done)
-    report.seconds = time.perf_counter() - started
     return report
+
+
+def _verified(writer: RowWriter, journal: dict, identity: list, progress: bool) -> dict:
+    """Journalled rows of the same file whose bytes on disk match their checksum."""
+    rows = [row for row, rec in journal.items() if row < len(identity)]
+    rows = [row for row in rows if journal[row].get("identity") == identity[row]]
+    checking = tqdm(
+        rows, desc="checking cache", unit="row", disable=not progress or len(rows) < 1000
+    )
+    return {row: journal[row] for row in checking if writer.holds(row, journal[row])}
+
+
+def _short_of_space(folder: Path) -> str | None:
+    """A warning when the rows still to write need more than the disk has free.
+
+    The arrays are sparse files: their unwritten rows are holes that take space only
+    when written. A full disk mid-run loses nothing (a rerun goes on), but it is better
+    known at the start than an hour in.
+    """
+    try:
+        holes = sum(
+            max(0, p.stat().st_size - p.stat().st_blocks * 512) for p in folder.glob("*.npy")
+        )
+        free = shutil.disk_usage(folder).free
+    except (OSError, AttributeError):  # st_blocks: not on every system
+        return None
+    if holes <= free:
+        return None
+    return (
+        f"the feature cache needs about {holes / 1e6:,.0f} MB more in {folder} and its disk "
+        f"has {free / 1e6:,.0f} MB free: free some space, or set features.cache_root to a "
+        "bigger disk (a run stopped by a full disk resumes where it stopped)"
+    )
 
 
 def _identity(path: str) -> list:
@@ -157,9 +210,9 @@ def _reset_if_other_layout(folder: Path, index: pd.DataFrame, shapes: Shapes) ->
     if path.exists() and json.loads(path.read_text()) == layout:
         return
     stale = {p.name for p in folder.glob("family_*.npy")} | {f"{a}.npy" for a in shapes.arrays}
-    for name in (*sorted(stale), "journal.jsonl", "segments.csv"):
+    for name in ("segments.csv", "journal.jsonl", *sorted(stale)):
         (folder / name).unlink(missing_ok=True)
-    path.write_text(json.dumps(layout))
+    write_text(path, json.dumps(layout))
 
 
 def _jobs(index, identity, todo, params, windows):
@@ -266,9 +319,7 @@ def _write_manifest(folder: Path, index: pd.DataFrame, done: dict[int, dict]) ->
     manifest = index.drop(columns=["layout"]).assign(row=np.arange(len(index)))
     manifest = manifest.join(stats, on="row")
     manifest["status"] = np.where(manifest["row"].isin(list(done)), "ok", "failed")
-    partial = folder / "segments.csv.partial"
-    manifest.to_csv(partial, index=False)
-    partial.replace(folder / "segments.csv")
+    write_csv(folder / "segments.csv", manifest)
 
 
 def summary(report: FeatureReport) -> str:

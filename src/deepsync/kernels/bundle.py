@@ -24,6 +24,7 @@ from pathlib import Path
 
 import deepsync
 from deepsync.config import Config
+from deepsync.durable import write_text
 from deepsync.errors import DeepSyncError
 from deepsync.features.cache import params_hash
 
@@ -148,9 +149,9 @@ def render(config: Config, user: str) -> list[Bundle]:
             settings=json.dumps(settings, sort_keys=True),
             payload=payload,
         )
-        _write(bundle.folder / f"{slug}.py", script)
+        write_text(bundle.folder / f"{slug}.py", script)
         metadata = _metadata(config, bundle, title, datasets)
-        _write(bundle.folder / METADATA, json.dumps(metadata, indent=1))
+        write_text(bundle.folder / METADATA, json.dumps(metadata, indent=1))
         bundles.append(bundle)
     manifest = {
         "run": config.train.run,
@@ -159,7 +160,7 @@ def render(config: Config, user: str) -> list[Bundle]:
             {"kernel": b.kernel, "folder": b.folder.name, "patients": b.patients} for b in bundles
         ],
     }
-    _write(folder / MANIFEST, json.dumps(manifest, indent=1))
+    write_text(folder / MANIFEST, json.dumps(manifest, indent=1))
     return bundles
 
 
@@ -241,9 +242,3 @@ def _ships(path: Path) -> bool:
         and path.suffix in (".py", ".toml", ".csv", ".tsv")
         and path.name not in LEFT_OUT
     )
-
-
-def _write(path: Path, text: str) -> None:
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text)
-    partial.replace(path)

@@ -22,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from deepsync.config import Config
+from deepsync.durable import write_csv, write_text
 from deepsync.errors import DeepSyncError
 from deepsync.features.cache import ARRAYS, cache_folder
 from deepsync.kaggle_client import authenticated_api, kaggle_errors
@@ -50,7 +51,7 @@ def stage(config: Config, user: str) -> Path:
     shutil.copyfile(labels, folder / TEST_LABELS)
     title = f"DeepSync {config.train.run} input"[:50]
     metadata = {"title": title, "id": ref, "licenses": [{"name": "other"}]}
-    (folder / DATASET_METADATA).write_text(json.dumps(metadata, indent=1))
+    write_text(folder / DATASET_METADATA, json.dumps(metadata, indent=1))
     return folder
 
 
@@ -63,7 +64,7 @@ def _stage_cache(config: Config, folder: Path) -> None:
         _link(cache / name, folder / name)
     segments = pd.read_csv(cache / "segments.csv")
     segments["path"] = segments["path"].map(lambda p: Path(str(p)).name)  # no local paths
-    segments.to_csv(folder / "segments.csv", index=False)
+    write_csv(folder / "segments.csv", segments)
 
 
 def _stage_data(config: Config, folder: Path) -> None:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from deepsync.config import Config, from_dict
+from deepsync.durable import write_text
 from deepsync.errors import DeepSyncError
 from deepsync.features.cache import params_hash
 from deepsync.submit import references, scoring, submission
@@ -209,7 +210,7 @@ def _describe(working: Path, kernel: str, patients, found: Inputs, seconds: floa
         "python": platform.python_version(),
         "torch": torch.__version__,
     }
-    (working / "deepsync-kernel.json").write_text(json.dumps(described, indent=1))
+    write_text(working / "deepsync-kernel.json", json.dumps(described, indent=1))
 
 
 def _say(text: str) -> None:

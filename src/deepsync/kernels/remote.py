@@ -20,13 +20,14 @@ from pathlib import Path
 import pandas as pd
 
 from deepsync.config import Config
+from deepsync.durable import write_csv, write_text
 from deepsync.errors import DeepSyncError
 from deepsync.kaggle_client import authenticated_api, kaggle_errors
 from deepsync.kernels.bundle import Bundle
 from deepsync.kernels.entry import TEST_LABELS
 from deepsync.submit import submission
 from deepsync.train.metrics import oof_metrics
-from deepsync.train.stage import trained_models, write_csv
+from deepsync.train.stage import trained_models
 
 OUTPUT_PATTERN = r"\.(csv|json|log|txt)$"  # what comes home: not the checkpoints
 DONE = "COMPLETE"
@@ -140,16 +141,16 @@ def merge_runs(parts: list[Path], target: Path) -> Path:
     held = [trained_models(p) for p in parts]
     models = [m for m in held[0] if all(m in h for h in held[1:])]  # trained by every kernel
     merged = configs[0] | {"merged_from": [str(p) for p in parts], "models": models}
-    (target / "config.json").write_text(json.dumps(merged, indent=1))
-    write_csv(folds, target / "folds.csv")
+    write_text(target / "config.json", json.dumps(merged, indent=1))
+    write_csv(target / "folds.csv", folds)
     for model in models:
         out = target / held[0][model].name
         out.mkdir(exist_ok=True)
         oof = pd.concat([pd.read_csv(h[model] / "oof.csv") for h in held], ignore_index=True)
         test = pd.concat([pd.read_csv(h[model] / "test.csv") for h in held], ignore_index=True)
-        write_csv(oof, out / "oof.csv")
-        write_csv(test, out / "test.csv")
-        (out / "metrics.json").write_text(json.dumps(oof_metrics(oof), indent=1))
+        write_csv(out / "oof.csv", oof)
+        write_csv(out / "test.csv", test)
+        write_text(out / "metrics.json", json.dumps(oof_metrics(oof), indent=1))
     return target
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from deepsync.config import Config
+from deepsync.durable import write_bytes, write_text
 from deepsync.errors import DeepSyncError
 from deepsync.features.cache import FeatureCache, cache_folder
 from deepsync.features.pictures import choose_pairs, stack_axes, stack_figure
@@ -59,8 +60,7 @@ class Page:
         fig.savefig(buffer, format="png", dpi=DPI)
         figures.plt().close(fig)
         data = buffer.getvalue()
-        path = self.folder / f"{name}.png"
-        path.write_bytes(data)
+        path = write_bytes(self.folder / f"{name}.png", data)
         self.images.append(path)
         encoded = base64.b64encode(data).decode()
         self.parts.append(
@@ -93,14 +93,13 @@ def write_page(page: Page, title: str, made_by: str) -> Path:
     body = "\n".join(page.parts)
     stamp = time.strftime("%Y-%m-%d %H:%M")
     path = page.folder / "index.html"
-    partial = path.with_name("index.html.partial")
-    partial.write_text(
+    write_text(
+        path,
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>"
         f'<h1>{html.escape(title)}</h1><p class="note">{made_by} {stamp}; '
-        f"every picture is also a PNG file beside this page.</p>\n{body}\n</body></html>\n"
+        f"every picture is also a PNG file beside this page.</p>\n{body}\n</body></html>\n",
     )
-    partial.replace(path)
     return path
 
 

@@ -37,10 +37,11 @@ class KaggleSubmission:
 
 def submit(path: Path, message: str, competition: str) -> str:
     """Send ``path`` to ``competition``; Kaggle's reference of the new submission."""
-    api = authenticated_api("the file stays in submissions/ to submit later")
+    api = authenticated_api(f"the file stays in {path.parent}/ to submit later")
     action = f"submitting {path.name}"
     quiet = contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO())
-    errors = kaggle_errors(action, _advice(competition), "rerun `make submit SUBMIT=1`")
+    retry = "rerun `make submit SUBMIT=1`"
+    errors = kaggle_errors(action, _advice(competition, path.parent), retry)
     with errors, quiet[0], quiet[1]:
         response = api.competition_submit(str(path), message, competition, quiet=True)
     ref = getattr(response, "ref", None)
@@ -95,7 +96,7 @@ def _number(text) -> float | None:
         return None
 
 
-def _advice(competition: str):
+def _advice(competition: str, folder: Path | None = None):
     def advice(status: int | None, where: str) -> str | None:
         if status == 403:
             return (
@@ -104,7 +105,7 @@ def _advice(competition: str):
                 "competition), then rerun"
             )
         if status == 400:
-            return f"Kaggle refused {where}; the file stays in submissions/"
+            return f"Kaggle refused {where}; the file stays in {folder or 'submissions'}/"
         if status == 404:
             return f"Kaggle does not know {where}: check data.competition={competition}"
         return None

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from deepsync.durable import write_csv
 from deepsync.submit import kaggle_api, ledger
 
 TABLE_FILE = "leaderboard.csv"
@@ -119,9 +120,7 @@ def table(folder: Path) -> pd.DataFrame:
 
 def save(frame: pd.DataFrame, folder: Path) -> Path:
     path = Path(folder) / TABLE_FILE
-    partial = path.with_name(path.name + ".partial")
-    frame.to_csv(partial, index=False, float_format="%.5f")
-    partial.replace(path)
+    write_csv(path, frame, float_format="%.5f")
     return path
 
 

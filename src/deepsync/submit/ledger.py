@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from deepsync.durable import ends_line, naming, write_all
+
 LEDGER_FILE = "ledger.csv"
 COLUMNS = [
     "time",
@@ -60,16 +62,14 @@ def append(folder: Path, event: str, **values) -> dict:
     row["crc"] = _crc([row[c] for c in COLUMNS[:-1]])
     line = io.StringIO()
     csv.writer(line, lineterminator="\n").writerow([row[c] for c in COLUMNS])
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
-    try:
-        if not _ends_with_newline(path):
-            os.write(fd, b"\n")  # a crash cut the last event short: end it, skip it on reading
-        data = line.getvalue().encode()
-        while data:
-            data = data[os.write(fd, data) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    with naming(path):
+        fd = os.open(path, os.O_RDWR | os.O_APPEND)
+        try:
+            ends_line(fd)  # a crash cut the last event short: end it, skip it on reading
+            write_all(fd, line.getvalue().encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
     return row
 
 
@@ -108,22 +108,14 @@ def _ensure_header(path: Path) -> None:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + f".{os.getpid()}.partial")
-    partial.write_text(",".join(COLUMNS) + "\n")
     try:
+        with naming(path):
+            partial.write_text(",".join(COLUMNS) + "\n")
         os.link(partial, path)  # fails if another process created it first: keep theirs
     except FileExistsError:
         pass
     finally:
-        partial.unlink()
-
-
-def _ends_with_newline(path: Path) -> bool:
-    with open(path, "rb") as handle:
-        handle.seek(0, os.SEEK_END)
-        if handle.tell() == 0:
-            return True
-        handle.seek(-1, os.SEEK_END)
-        return handle.read(1) == b"\n"
+        partial.unlink(missing_ok=True)
 
 
 def _text(value) -> str:

@@ -27,12 +27,13 @@ import pandas as pd
 from tqdm import tqdm
 
 from deepsync.config import Config, from_dict
+from deepsync.durable import FolderLock, write_csv, write_text
 from deepsync.errors import DeepSyncError
 from deepsync.features.cache import FeatureCache, cache_folder
 from deepsync.submit import calibration, kaggle_api, ledger, references, scoring, submission
 from deepsync.submit.blend import fitted_blend, rank_average
 from deepsync.train.metrics import auc
-from deepsync.train.stage import run_folder, trained_models, write_csv
+from deepsync.train.stage import run_folder, trained_models
 
 LEADERBOARD_FILE = "leaderboard.csv"
 MISSING_SHOWN = 3
@@ -76,6 +77,16 @@ def make_submission(
     run = run_folder(config)
     if not (run / "config.json").exists():
         raise DeepSyncError(f"no trained run in {run}: run `make train` first")
+    with (
+        FolderLock(run, "deepsync submit", shared=True),
+        FolderLock(config.submit.folder, "deepsync submit"),
+    ):
+        return _make_submission(config, run, sample_path, labels_path)
+
+
+def _make_submission(
+    config: Config, run: Path, sample_path: Path | None, labels_path: Path | None
+) -> SubmissionReport:
     settings = json.loads((run / "config.json").read_text())
     found = candidates(run, config)
     chosen = _choose(found, config.submit.model)
@@ -120,12 +131,21 @@ def send(report: SubmissionReport, config: Config, message: str) -> str:
     }
     try:
         ref = kaggle_api.submit(report.path, message, config.data.competition)
-    except DeepSyncError as error:
-        ledger.append(folder, "refused", **(entry | {"message": str(error)}))
+    except BaseException as error:  # whatever stopped it, the ledger says it was not sent
+        ledger.append(folder, "refused", **(entry | {"message": _why(error)}))
         raise
     ledger.append(folder, "submitted", kaggle_ref=ref, kaggle_status="PENDING", **entry)
     report.kaggle_ref = ref
     return ref
+
+
+def _why(error: BaseException) -> str:
+    """What stopped a submission, for the ledger's ``refused`` event."""
+    if isinstance(error, DeepSyncError):
+        return str(error)
+    if isinstance(error, KeyboardInterrupt):
+        return "interrupted (Ctrl-C) before Kaggle answered: `make leaderboard KAGGLE=1` tells"
+    return f"failed before Kaggle answered ({type(error).__name__}: {error})"
 
 
 # -- candidates ---------------------------------------------------------------------------
@@ -248,8 +268,8 @@ def _cnn_with_tta(
         oof.loc[held.index, "score"] = valid_scores
         test.loc[tested.index, "score"] = test_scores
     folder.mkdir(exist_ok=True)
-    write_csv(oof, folder / "oof.csv")
-    write_csv(test, folder / "test.csv")
+    write_csv(folder / "oof.csv", oof)
+    write_csv(folder / "test.csv", test)
     return oof, test
 
 
@@ -346,9 +366,7 @@ def _describe(report: SubmissionReport, config: Config, settings: dict) -> None:
         "run_settings": settings["settings"],
         "git_revision": _git_revision(),
     }
-    partial = report.path.with_suffix(".json.partial")
-    partial.write_text(json.dumps(described, indent=1, default=float))
-    partial.replace(report.path.with_suffix(".json"))
+    write_text(report.path.with_suffix(".json"), json.dumps(described, indent=1, default=float))
 
 
 def _git_revision() -> str:

@@ -17,11 +17,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from deepsync.durable import replacing
 from deepsync.errors import DeepSyncError
 
 HEADER = ["File", "Class"]
 SAMPLE_FILE = "sample_submission.csv"
 SHOWN = 3  # names or lines quoted per kind of problem
+SHOWN_CHARACTERS = 60  # of a name or value quoted in a problem
 
 
 def reference_sample() -> Path:
@@ -32,10 +34,11 @@ def reference_sample() -> Path:
 def read_sample(path: Path) -> list[str]:
     """The sample submission's file names, in its order."""
     try:
-        with open(path, newline="") as handle:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
             rows = list(csv.reader(handle))
-    except OSError as error:
-        raise DeepSyncError(f"cannot read the sample submission {path}: {error}") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        why = "not UTF-8 text" if isinstance(error, UnicodeDecodeError) else error
+        raise DeepSyncError(f"cannot read the sample submission {path} ({why})") from None
     if not rows or [c.strip() for c in rows[0]] != HEADER or len(rows) < 2:
         raise DeepSyncError(f"{path} is not a sample submission (File,Class and one row a file)")
     return [row[0].strip() for row in rows[1:] if row]
@@ -45,19 +48,25 @@ def problems(path: Path, sample: list[str]) -> list[str]:
     """Everything wrong with the submission at ``path`` against ``sample``; [] if valid."""
     try:
         with open(path, newline="", encoding="utf-8-sig") as handle:  # Excel's BOM is fine
-            rows = list(csv.reader(handle))
+            reader, rows, end = csv.reader(handle), [], 0
+            for row in reader:  # (first line, last line, fields): a quoted field may span lines
+                rows.append((end + 1, reader.line_num, row))
+                end = reader.line_num
     except (OSError, UnicodeDecodeError, csv.Error) as error:
         return [f"cannot be read as CSV ({error})"]
     if not rows:
         return ["is empty: the first line must be File,Class"]
     found = []
-    header = [c.strip() for c in rows[0]]
+    header = [c.strip() for c in rows[0][2]]
     if header != HEADER:
-        found.append(f"header is {','.join(header)!r}, not File,Class")
-    names, bad_shape, not_number, not_finite, out_of_range = [], [], [], [], []
-    for line, row in enumerate(rows[1:], start=2):
+        found.append(f"header is {','.join(header)[:SHOWN_CHARACTERS]!r}, not File,Class")
+    names, bad_shape, spanning, not_number, not_finite, out_of_range = [], [], [], [], [], []
+    for line, last, row in rows[1:]:
         if not row or all(not c.strip() for c in row):
             continue  # blank lines: pandas and Kaggle skip them
+        if last > line:
+            spanning.append(f'line {line} opens a quote (") that runs to line {last}')
+            continue  # its files are swallowed by the quote: they count as missing
         if len(row) != 2:
             bad_shape.append(f"line {line} has {len(row)} fields")
             names.append(row[0].strip())  # its file is there, malformed: not also "missing"
@@ -67,18 +76,21 @@ def problems(path: Path, sample: list[str]) -> list[str]:
         try:
             value = float(text)
         except ValueError:
-            not_number.append(f"line {line} ({name}): {text!r} is not a number")
+            not_number.append(
+                f"line {line} ({shown(name)}): {text[:SHOWN_CHARACTERS]!r} is not a number"
+            )
             continue
         if not math.isfinite(value):
-            not_finite.append(f"line {line} ({name}): {text}")
+            not_finite.append(f"line {line} ({shown(name)}): {text}")
         elif not 0 <= value <= 1:
-            out_of_range.append(f"line {line} ({name}): {text}")
+            out_of_range.append(f"line {line} ({shown(name)}): {text}")
     counts = Counter(names)
     wanted = set(sample)
-    duplicated = sorted(n for n, k in counts.items() if k > 1)
-    missing = [n for n in sample if n not in counts]
-    extra = [n for n in counts if n not in wanted]
+    duplicated = sorted(shown(n) for n, k in counts.items() if k > 1)
+    missing = [shown(n) for n in sample if n not in counts]
+    extra = [shown(n) for n in counts if n not in wanted]
     for label, items in (
+        ("quoted fields that run over several lines", spanning),
         ("rows of the wrong shape", bad_shape),
         ("missing files", missing),
         ("files not in the sample submission", extra),
@@ -91,6 +103,17 @@ def problems(path: Path, sample: list[str]) -> list[str]:
             more = f" and {len(items) - SHOWN} more" if len(items) > SHOWN else ""
             found.append(f"{len(items)} {label}: {', '.join(items[:SHOWN])}{more}")
     return found
+
+
+def shown(text: str) -> str:
+    """A name or value as a problem quotes it: as it is if printable and short, else quoted
+    with control characters escaped (a NUL as \\x00) and cut after `SHOWN_CHARACTERS`."""
+    if text.isprintable() and len(text) <= SHOWN_CHARACTERS:
+        return text
+    escaped = repr(text)
+    if len(escaped) <= SHOWN_CHARACTERS:
+        return escaped
+    return f"{escaped[:SHOWN_CHARACTERS]}... ({len(text)} characters)"
 
 
 def check(path: Path, sample: list[str]) -> None:
@@ -116,14 +139,12 @@ def write(path: Path, scores: pd.Series, sample: list[str]) -> Path:
     """
     ordered = scores.reindex(sample)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    pd.DataFrame({"File": sample, "Class": ordered.to_numpy()}).to_csv(
-        partial, index=False, float_format="%.8f"
-    )
-    try:
-        check(partial, sample)
-    except DeepSyncError as error:
-        partial.unlink(missing_ok=True)
-        raise DeepSyncError(f"refusing to write {path}: {error}") from None
-    partial.replace(path)
+    with replacing(path) as partial:
+        pd.DataFrame({"File": sample, "Class": ordered.to_numpy()}).to_csv(
+            partial, index=False, float_format="%.8f"
+        )
+        try:
+            check(partial, sample)
+        except DeepSyncError as error:
+            raise DeepSyncError(f"refusing to write {path}: {error}") from None
     return path

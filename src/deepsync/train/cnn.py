@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from deepsync.config import CnnConfig
+from deepsync.durable import naming, replacing, write_text
 from deepsync.errors import DeepSyncError
 from deepsync.train import augment
 from deepsync.train.dataset import (
@@ -168,9 +169,8 @@ def epoch_seed(seed: int, epoch: int) -> int:
 
 
 def _save(state: dict, path: Path) -> None:
-    partial = path.with_name(path.name + ".partial")
-    torch.save(state, partial)
-    os.replace(partial, path)
+    with replacing(path) as partial:
+        torch.save(state, partial)
 
 
 def _start_log(log: Path, epochs_done: int) -> None:
@@ -184,10 +184,8 @@ def _start_log(log: Path, epochs_done: int) -> None:
         with open(log, newline="") as handle:
             rows = list(csv.reader(handle))[1:]
         kept += [row for row in rows if row and row[0].isdigit() and int(row[0]) <= epochs_done]
-    partial = log.with_name(log.name + ".partial")
-    with open(partial, "w", newline="") as handle:
+    with replacing(log) as partial, open(partial, "w", newline="") as handle:
         csv.writer(handle).writerows(kept)
-    os.replace(partial, log)
 
 
 def _schedule(cfg: CnnConfig, steps_per_epoch: int):
@@ -568,7 +566,7 @@ def _fit_fold(
             row = [epoch, train_loss if images else math.nan, score, state["best_auc"]]
             row += [opt.scheduler.get_last_lr()[0], time.perf_counter() - started]
             row += [images / train_seconds, clock.seconds / train_seconds]
-            with open(log, "a", newline="") as handle:  # first: a resume trims, never misses
+            with naming(log), open(log, "a", newline="") as handle:  # first: a resume trims
                 csv.writer(handle).writerow(
                     [f"{v:.6g}" if isinstance(v, float) else v for v in row]
                 )
@@ -592,8 +590,6 @@ def _fit_fold(
         "valid_scores": predict(model, valid_loader, inputs, cfg.combine).tolist(),
         "test_scores": predict(model, make_loader(test_set, cfg, rt), inputs, cfg.combine).tolist(),
     }
-    partial = folder / "result.json.partial"
-    partial.write_text(json.dumps(result))
-    partial.replace(folder / "result.json")
+    write_text(folder / "result.json", json.dumps(result))
     last.unlink(missing_ok=True)  # the fold is done: result.json and best.pt stay
     return result

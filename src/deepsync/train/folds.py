@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from deepsync.durable import write_csv
 from deepsync.errors import DeepSyncError
 
 FOLD_COLUMNS = ["segment", "patient", "label", "hour", "row", "fold"]
@@ -101,7 +102,5 @@ def load_or_make_folds(path: Path, segments: pd.DataFrame, k: int, seed: int) ->
         )
     folds = grouped_folds(segments, k, seed)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".csv.partial")
-    folds.to_csv(partial, index=False)
-    partial.replace(path)
+    write_csv(path, folds)
     return folds

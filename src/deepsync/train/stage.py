@@ -13,7 +13,8 @@ Layout of ``runs/<run>/``:
   ``cnn/all/fold<K>/`` instead with ``cnn.scope=all`` (one model of every patient per fold).
 A rerun skips CNN folds whose result is saved and resumes a fold that was interrupted
 (window models refit: seconds); a run folder made with other settings is refused rather
-than mixed. Models may be added to a run later (``train.models`` is not such a setting).
+than mixed, and so is a second run writing the same folder at once (``.deepsync.lock``).
+Models may be added to a run later (``train.models`` is not such a setting).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from deepsync.config import Config
+from deepsync.durable import FolderLock, write_csv, write_text
 from deepsync.errors import DeepSyncError
 from deepsync.features.cache import FeatureCache, cache_folder
 from deepsync.train import tabular
@@ -67,10 +69,20 @@ def train(config: Config, *, progress: bool = True) -> TrainReport:
         from deepsync.train.model import check_model_name
 
         check_model_name(config.cnn.model)
-    cache = FeatureCache.open(cache_folder(config.features))
-    for model in models:  # a missing family is an error before anything trains
-        cache.check_families(model.families)
     folder = run_folder(config)
+    with FolderLock(cache_folder(config.features), "deepsync train", shared=True):
+        cache = FeatureCache.open(cache_folder(config.features))
+        for model in models:  # a missing family is an error before anything trains
+            cache.check_families(model.families)
+        with FolderLock(folder, "deepsync train"):
+            report = _train(config, cache, models, folder, progress)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _train(
+    config: Config, cache: FeatureCache, models: list, folder: Path, progress: bool
+) -> TrainReport:
     _claim(folder, config)
     segments = training_segments(cache.segments, _patients(config))
     if segments.empty:
@@ -91,13 +103,12 @@ def train(config: Config, *, progress: bool = True) -> TrainReport:
         oof["calibrated"] = calibrate(oof)
         out = folder / model.folder
         out.mkdir(parents=True, exist_ok=True)
-        write_csv(oof, out / "oof.csv")
-        write_csv(test_scores, out / "test.csv")
+        write_csv(out / "oof.csv", oof)
+        write_csv(out / "test.csv", test_scores)
         metrics = oof_metrics(oof)
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+        write_text(out / "metrics.json", json.dumps(metrics, indent=1))
         _record_model(folder, model)
         report.metrics[model.name] = metrics
-    report.seconds = time.perf_counter() - started
     return report
 
 
@@ -140,9 +151,8 @@ def _claim(folder: Path, config: Config) -> None:
                 "use --set train.run=NEW_NAME, or delete the folder to start again"
             )
         return
-    folder.mkdir(parents=True, exist_ok=True)
     described = {"settings": settings, "config": config.to_dict(), "models": []}
-    path.write_text(json.dumps({**described, **_provenance()}, indent=1))
+    write_text(path, json.dumps({**described, **_provenance()}, indent=1))
 
 
 def _record_model(folder: Path, model: tabular.ModelSpec) -> None:
@@ -201,20 +211,6 @@ def _test_segments(cache: FeatureCache, folds: pd.DataFrame) -> pd.DataFrame:
     keep = (segments["split"] == "test") & segments["patient"].isin(folds["patient"].unique())
     chosen = segments.loc[keep & (segments["status"] == "ok"), ["segment", "patient", "row"]]
     return chosen.assign(all_zero=segments.loc[chosen.index, "all_zero"].astype(bool))
-
-
-def write_csv(frame: pd.DataFrame, path: Path) -> None:
-    """A table written to a temporary name, then renamed: never half a file."""
-    partial = path.with_name(path.name + ".partial")
-    frame.to_csv(partial, index=False)
-    partial.replace(path)
-
-
-def write_text(path: Path, text: str) -> None:
-    """A text file written to a temporary name, then renamed: never half a file."""
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text)
-    partial.replace(path)
 
 
 def _fold_parts(folds: pd.DataFrame, test: pd.DataFrame):
