@@ -185,3 +185,12 @@ def test_os_errors_name_the_path_the_setting_and_what_to_do(tmp_path, code, word
     places = {"features.cache_root": tmp_path / "cache", "data.root": tmp_path / "data"}
     line = os_error_line(OSError(code, os.strerror(code), str(path)), places)
     assert words.format(p=path) in line and "\n" not in line
+
+
+def test_a_damaged_json_file_is_one_line_naming_it(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_bytes(b'{"settings": {"train": ')  # cut short by another tool
+    with pytest.raises(DeepSyncError) as raised:
+        durable.read_json(path)
+    assert str(raised.value).startswith(f"{path} is damaged (")
+    assert str(raised.value).endswith("delete it, then rerun the stage that writes it")

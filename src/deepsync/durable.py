@@ -57,11 +57,11 @@ def naming(path: Path | str) -> Iterator[None]:
 
 
 @contextmanager
-def replacing(path: Path | str, *, sync: bool = True) -> Iterator[Path]:
+def replacing(path: Path | str) -> Iterator[Path]:
     """A temporary path to write ``path``'s new content to; it replaces ``path`` on success.
 
-    ``path.partial`` is synced, renamed over ``path`` and the folder synced (``sync``);
-    on any failure, an interrupt included, it is removed and ``path`` is as it was.
+    ``path.partial`` is synced, renamed over ``path`` and the folder synced; on any
+    failure, an interrupt included, it is removed and ``path`` is as it was.
     """
     path = Path(path)
     if path.is_dir():
@@ -70,15 +70,24 @@ def replacing(path: Path | str, *, sync: bool = True) -> Iterator[Path]:
     try:
         with naming(path):
             yield partial
-            if sync:
-                _sync_file(partial)
+            _sync_file(partial)
             os.replace(partial, path)
-            if sync:
-                _sync_folder(path.parent)
+            _sync_folder(path.parent)
     except BaseException:
         with suppress(OSError):
             partial.unlink()
         raise
+
+
+def read_json(path: Path | str):
+    """A JSON file of the kit's; a one-line error naming it if it is damaged (not JSON)."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_bytes())
+    except ValueError as error:  # not JSON, or not UTF-8 text
+        raise DeepSyncError(
+            f"{path} is damaged ({error}): delete it, then rerun the stage that writes it"
+        ) from None
 
 
 def write_bytes(path: Path | str, data: bytes) -> Path:
@@ -167,8 +176,11 @@ class FolderLock:
     def __enter__(self) -> FolderLock:
         held = self._held.get(self.key)
         if held is not None:
-            if held[1] and not self.shared and held[0] is not None:
-                self._flock(held[0], shared=False)  # a reader of ours becomes the writer
+            if held[1] and not self.shared:  # a reader of ours becomes the writer
+                if held[0] is None:
+                    held[0] = self._acquire()
+                else:
+                    self._flock(held[0], shared=False)
                 held[1] = False
             held[2] += 1
             return self

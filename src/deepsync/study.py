@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from deepsync.config import Config, load_config, read_toml
-from deepsync.durable import write_csv, write_text
+from deepsync.durable import read_json, write_csv, write_text
 from deepsync.errors import DeepSyncError
 
 GRIDS = Path(__file__).parent / "grids"
@@ -200,7 +200,7 @@ def run_study(
             train(config, progress=progress)  # a run that gains models: the CNN's folds kept
             seconds = time.perf_counter() - clock
             if record.exists():  # the time of the models trained before, and now
-                seconds += json.loads(record.read_text())["seconds"]
+                seconds += read_json(record)["seconds"]
             write_text(record, json.dumps({"seconds": seconds, "images_per_s": _speed(folder)}))
         rows += _run_rows(variant.name, seed, folder, config)
     frame = pd.DataFrame(rows)
@@ -250,7 +250,7 @@ def _run_rows(name: str, seed: int, folder: Path, config: Config) -> list[dict]:
     from deepsync.train.metrics import auc
     from deepsync.train.stage import trained_models
 
-    record = json.loads((folder / RECORD).read_text())
+    record = read_json(folder / RECORD)
     models = trained_models(folder)
     rows = []
     for candidate in candidates(folder, config):
@@ -261,7 +261,7 @@ def _run_rows(name: str, seed: int, folder: Path, config: Config) -> list[dict]:
             for patient, part in oof.groupby("patient"):
                 row[f"patient {patient}"] = auc(part["label"], candidate.oof.reindex(part.index))
         else:
-            metrics = json.loads((models[candidate.model] / "metrics.json").read_text())
+            metrics = read_json(models[candidate.model] / "metrics.json")
             for patient, values in metrics["patients"].items():
                 row[f"patient {patient}"] = values["auc"]
             row["pooled"] = metrics["pooled_auc"]

@@ -75,3 +75,13 @@ def test_a_damaged_line_never_passes_as_an_event(tmp_path):
     path.write_text(path.read_text().replace("0.8063", "0.9063"))  # a changed score
     with pytest.warns(UserWarning):
         assert ledger.read(tmp_path).empty
+
+
+def test_bytes_that_are_not_text_cost_only_their_line(tmp_path):
+    ledger.append(tmp_path, "written", file="a.csv")
+    with open(tmp_path / ledger.LEDGER_FILE, "ab") as handle:
+        handle.write(b"\xff\xfe\x00garbage,written\n")  # a disk error, another tool
+    ledger.append(tmp_path, "written", file="b.csv")
+    with pytest.warns(UserWarning, match="skipped 1 incomplete line"):
+        events = ledger.read(tmp_path)
+    assert list(events["file"]) == ["a.csv", "b.csv"]

@@ -21,7 +21,7 @@ from deepsync.data import synthetic
 from deepsync.data.archive import reference_md5
 from deepsync.data.index import Scan, save_index, scan_folder
 from deepsync.data.segment import describe_other
-from deepsync.durable import FolderLock, write_text
+from deepsync.durable import FolderLock, read_json, write_text
 
 INDEX_FILE = "segments.csv"
 DATASET_FILE = "dataset.json"
@@ -64,7 +64,7 @@ def _prepare(config: Config, workers: int, progress: bool) -> DataSet:
     test_labels = None
     if marker.exists():
         reference = "synthetic set (generated and written by this kit)"
-        test_labels = Path(json.loads(marker.read_text())["test_labels"])
+        test_labels = Path(read_json(marker)["test_labels"])
     elif source == "kaggle":
         reference = "every listed file's size and MD5, as downloaded"
     else:

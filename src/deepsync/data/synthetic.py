@@ -169,11 +169,11 @@ def generate(
     labels_path = folder.parent / TEST_LABELS
     settings = asdict(cfg)
     marker = folder / MARKER
-    if marker.exists() and json.loads(marker.read_text()).get("settings") == settings:
+    if (_read(marker) or {}).get("settings") == settings:
         return labels_path
     started = folder / ".settings.json"
-    if folder.exists() and (not started.exists() or json.loads(started.read_text()) != settings):
-        shutil.rmtree(folder)  # another size or seed: never mix two sets
+    if folder.exists() and _read(started) != settings:
+        shutil.rmtree(folder)  # another size or seed (or none known): never mix two sets
     folder.mkdir(parents=True, exist_ok=True)
     write_text(started, json.dumps(settings))
 
@@ -206,6 +206,14 @@ def generate(
         ),
     )
     return labels_path
+
+
+def _read(path: Path):
+    """A marker's JSON, or None where there is none or it is damaged (then: start over)."""
+    try:
+        return json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
 
 
 def _write_one(job: tuple[SyntheticConfig, PlannedSegment, Path]) -> None:

@@ -207,8 +207,9 @@ def _reset_if_other_layout(folder: Path, index: pd.DataFrame, shapes: Shapes) ->
     }
     layout = json.loads(json.dumps(layout))  # tuples as JSON gives them back: lists
     path = folder / "layout.json"
-    if path.exists() and json.loads(path.read_text()) == layout:
-        return
+    with suppress(OSError, ValueError):  # none, or damaged: start afresh
+        if json.loads(path.read_bytes()) == layout:
+            return
     stale = {p.name for p in folder.glob("family_*.npy")} | {f"{a}.npy" for a in shapes.arrays}
     for name in ("segments.csv", "journal.jsonl", *sorted(stale)):
         (folder / name).unlink(missing_ok=True)

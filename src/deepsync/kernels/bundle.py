@@ -24,7 +24,7 @@ from pathlib import Path
 
 import deepsync
 from deepsync.config import Config
-from deepsync.durable import write_text
+from deepsync.durable import read_json, write_text
 from deepsync.errors import DeepSyncError
 from deepsync.features.cache import params_hash
 
@@ -170,7 +170,7 @@ def load(config: Config) -> list[Bundle]:
     path = folder / MANIFEST
     if not path.exists():
         raise DeepSyncError(f"no kernel bundles in {folder}: run `make kernel` first")
-    manifest = json.loads(path.read_text())
+    manifest = read_json(path)
     if (manifest["run"], manifest["features"]) != (config.train.run, params_hash(config.features)):
         raise DeepSyncError(
             f"the bundles in {folder} were rendered for run {manifest['run']} with other "

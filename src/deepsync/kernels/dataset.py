@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from deepsync.config import Config
-from deepsync.durable import write_csv, write_text
+from deepsync.durable import read_json, write_csv, write_text
 from deepsync.errors import DeepSyncError
 from deepsync.features.cache import ARRAYS, cache_folder
 from deepsync.kaggle_client import authenticated_api, kaggle_errors
@@ -71,7 +71,7 @@ def _stage_data(config: Config, folder: Path) -> None:
     described = Path(config.data.root) / "dataset.json"
     if not described.exists():
         raise DeepSyncError(f"no {described}: run `make data` first")
-    data = Path(json.loads(described.read_text())["folder"])
+    data = Path(read_json(described)["folder"])
     (folder / DATA_FOLDER).symlink_to(data.resolve(), target_is_directory=True)
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from deepsync.config import Config, from_dict
-from deepsync.durable import write_text
+from deepsync.durable import read_json, write_text
 from deepsync.errors import DeepSyncError
 from deepsync.features.cache import params_hash
 from deepsync.submit import references, scoring, submission
@@ -110,7 +110,7 @@ def kernel_config(
 
 def _use_attached_cache(config: Config, values: dict, cache: Path, scratch: Path) -> Config:
     """Point the features at an attached (read-only) cache made with the same settings."""
-    made = json.loads((cache / "params.json").read_text()).get("hash")
+    made = read_json(cache / "params.json").get("hash")
     wanted = params_hash(config.features)
     if made != wanted:
         raise DeepSyncError(

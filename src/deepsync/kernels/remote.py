@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from deepsync.config import Config
-from deepsync.durable import write_csv, write_text
+from deepsync.durable import read_json, write_csv, write_text
 from deepsync.errors import DeepSyncError
 from deepsync.kaggle_client import authenticated_api, kaggle_errors
 from deepsync.kernels.bundle import Bundle
@@ -124,7 +124,7 @@ def merge_runs(parts: list[Path], target: Path) -> Path:
 
     ``parts``: ``runs/<run>/`` folders, each from one kernel, made with the same settings.
     """
-    configs = [json.loads((p / "config.json").read_text()) for p in parts]
+    configs = [read_json(p / "config.json") for p in parts]
     settings = []
     for described in configs:  # where each kernel kept things, and whom it trained, differ
         for section, key in PER_KERNEL:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from deepsync.config import Config
-from deepsync.durable import write_bytes, write_text
+from deepsync.durable import read_json, write_bytes, write_text
 from deepsync.errors import DeepSyncError
 from deepsync.features.cache import FeatureCache, cache_folder
 from deepsync.features.pictures import choose_pairs, stack_axes, stack_figure
@@ -178,7 +177,7 @@ def _fold_table(models: dict[str, Path]) -> pd.DataFrame:
     """One row per model and patient: each fold's AUC, the patient's, pooled and calibrated."""
     rows = []
     for model, folder in models.items():
-        metrics = json.loads((folder / "metrics.json").read_text())
+        metrics = read_json(folder / "metrics.json")
         for patient, values in sorted(metrics["patients"].items(), key=lambda kv: int(kv[0])):
             row = {"model": model, "patient": patient}
             row |= {f"fold {k}": v for k, v in enumerate(values["folds"])}

@@ -79,7 +79,7 @@ def read(folder: Path) -> pd.DataFrame:
     if not path.exists():
         return pd.DataFrame(columns=COLUMNS)
     rows, skipped = [], 0
-    with open(path, newline="") as handle:
+    with open(path, newline="", encoding="utf-8", errors="replace") as handle:  # bad bytes: skipped
         lines = handle.read().split("\n")[1:]  # after the header; the last piece is "" if whole
     for fields in csv.reader(lines):
         if not fields:

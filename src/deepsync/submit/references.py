@@ -8,11 +8,11 @@ shipped with the kit. A submission file goes with the one that names its files.
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 
 from deepsync.config import Config
 from deepsync.data.stage import DATASET_FILE
+from deepsync.durable import read_json
 from deepsync.errors import DeepSyncError
 from deepsync.submit import scoring, submission
 
@@ -50,7 +50,7 @@ def _own(config: Config, what: str) -> Path | None:
     path = Path(config.data.root) / DATASET_FILE
     if not path.exists():
         return None
-    described = json.loads(path.read_text())
+    described = read_json(path)
     if what == "sample":
         own = Path(described["folder"]) / submission.SAMPLE_FILE
     else:

@@ -27,7 +27,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from deepsync.config import Config, from_dict
-from deepsync.durable import FolderLock, write_csv, write_text
+from deepsync.durable import FolderLock, read_json, write_csv, write_text
 from deepsync.errors import DeepSyncError
 from deepsync.features.cache import FeatureCache, cache_folder
 from deepsync.submit import calibration, kaggle_api, ledger, references, scoring, submission
@@ -87,7 +87,7 @@ def make_submission(
 def _make_submission(
     config: Config, run: Path, sample_path: Path | None, labels_path: Path | None
 ) -> SubmissionReport:
-    settings = json.loads((run / "config.json").read_text())
+    settings = read_json(run / "config.json")
     found = candidates(run, config)
     chosen = _choose(found, config.submit.model)
     sample = submission.read_sample(sample_path or references.pick_sample(config))
@@ -251,7 +251,7 @@ def _cnn_with_tta(
     folder = run / "cnn" / f"tta{copies}"
     if (folder / "oof.csv").exists() and (folder / "test.csv").exists():
         return pd.read_csv(folder / "oof.csv"), pd.read_csv(folder / "test.csv")
-    trained = from_dict(json.loads((run / "config.json").read_text())["settings"])
+    trained = from_dict(read_json(run / "config.json")["settings"])
     cache = FeatureCache.open(cache_folder(trained.features))
     row_of = cache.segments.set_index("segment")["row"]
     oof, test = oof.copy(), test.copy()

@@ -32,7 +32,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from deepsync.config import Config
-from deepsync.durable import FolderLock, write_csv, write_text
+from deepsync.durable import FolderLock, read_json, write_csv, write_text
 from deepsync.errors import DeepSyncError
 from deepsync.features.cache import FeatureCache, cache_folder
 from deepsync.train import tabular
@@ -131,7 +131,7 @@ def _claim(folder: Path, config: Config) -> None:
     settings = run_settings(config)
     path = folder / "config.json"
     if path.exists():
-        saved = json.loads(path.read_text()).get("settings") or {}
+        saved = read_json(path).get("settings") or {}
         for key in NOT_SETTINGS:  # runs from before it was left out recorded it
             section, name = key.split(".")
             saved.get(section, {}).pop(name, None)
@@ -158,7 +158,7 @@ def _claim(folder: Path, config: Config) -> None:
 def _record_model(folder: Path, model: tabular.ModelSpec) -> None:
     """Add ``model`` to config.json's ``models`` (kept in the order first trained)."""
     path = folder / "config.json"
-    described = json.loads(path.read_text())
+    described = read_json(path)
     if described.get("models") is None:  # a run from before models were recorded
         described["models"] = [n for n in ("baseline", "cnn") if (folder / n / "oof.csv").exists()]
     known = described["models"]
@@ -171,8 +171,8 @@ def trained_models(run: Path) -> dict[str, Path]:
     """The models a run holds (name -> folder), as trained: oof.csv and test.csv there."""
     run = Path(run)
     try:
-        names = json.loads((run / "config.json").read_text()).get("models")
-    except (OSError, json.JSONDecodeError):
+        names = read_json(run / "config.json").get("models")
+    except FileNotFoundError:
         names = None
     if names is None:  # a run from before models were recorded
         names = [n for n in ("baseline", "cnn") if (run / n).is_dir()]
@@ -282,7 +282,7 @@ def _run_cnn(cache, folds, test, config, folder, progress) -> tuple[pd.DataFrame
         parts[key] = (held, patient_test)
         fold_folder = cnn_fold_folder(folder, patient, fold)
         if (fold_folder / "result.json").exists():
-            results[key] = json.loads((fold_folder / "result.json").read_text())
+            results[key] = read_json(fold_folder / "result.json")
             _say_fold(key, results[key], "(already trained)")
             continue
         data = FoldData(
