@@ -246,7 +246,7 @@ def test_files_of_another_competition_are_named_as_such(tmp_path):
     assert (
         "1_2_0.mat: " in problems[1]
         and (
-            "(2014 layout: a interictal_segment_2 struct with data, sampling_frequency, channels: "
+            "(2014 layout: struct interictal_segment_2 with data, sampling_frequency, channels: "
             "the American Epilepsy Society seizure prediction challenge)"
         )
         in problems[1]

@@ -47,6 +47,32 @@ def arrays(cache):
     return [np.asarray(a) for a in (cache.stacks, cache.table, cache.windows, cache.frames)]
 
 
+def every_array(cache):
+    """The cache's arrays and its families' (what a rerun must give back bit for bit)."""
+    return arrays(cache) + [np.asarray(cache.families[n]) for n in sorted(cache.families)]
+
+
+def same_arrays(a, b):
+    return all(np.array_equal(x, y) for x, y in zip(every_array(a), every_array(b), strict=True))
+
+
+def features_command(config, cache_root, *extra):
+    return [
+        sys.executable,
+        "-m",
+        "deepsync",
+        "--no-progress",
+        "--workers",
+        "1",
+        "--set",
+        f"data.root={config.data.root}",
+        "--set",
+        f"features.cache_root={cache_root}",
+        *extra,
+        "features",
+    ]
+
+
 def test_cache_holds_what_the_kernel_computes(indexed):
     config, cache = indexed
     ok = cache.segments[cache.segments["status"] == "ok"]
@@ -107,19 +133,7 @@ def test_torn_journal_and_lost_rows_are_recomputed(indexed, tmp_path):
 def test_kill_then_resume_gives_the_uninterrupted_cache(indexed, tmp_path):
     config, cache = indexed
     cache_root = tmp_path / "cache"
-    args = [
-        sys.executable,
-        "-m",
-        "deepsync",
-        "--no-progress",
-        "--workers",
-        "1",
-        "--set",
-        f"data.root={config.data.root}",
-        "--set",
-        f"features.cache_root={cache_root}",
-        "features",
-    ]
+    args = features_command(config, cache_root)
     process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     journal = (
         cache_folder(load_config(overrides=[f"features.cache_root={cache_root}"]).features)
@@ -208,32 +222,6 @@ def test_pictures_show_a_pair_per_patient(indexed, tmp_path):
 
 
 # -- nothing half-written is trusted: full disks, damaged rows, two runs at once ------------
-
-
-def every_array(cache):
-    """The cache's arrays and its families' (what a rerun must give back bit for bit)."""
-    return arrays(cache) + [np.asarray(cache.families[n]) for n in sorted(cache.families)]
-
-
-def same_arrays(a, b):
-    return all(np.array_equal(x, y) for x, y in zip(every_array(a), every_array(b), strict=True))
-
-
-def features_command(config, cache_root, *extra):
-    return [
-        sys.executable,
-        "-m",
-        "deepsync",
-        "--no-progress",
-        "--workers",
-        "1",
-        "--set",
-        f"data.root={config.data.root}",
-        "--set",
-        f"features.cache_root={cache_root}",
-        *extra,
-        "features",
-    ]
 
 
 def test_a_disk_that_fills_mid_row_leaves_only_whole_rows_trusted(indexed, tmp_path, monkeypatch):

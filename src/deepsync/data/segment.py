@@ -133,8 +133,8 @@ def other_competition(variables: dict[str, tuple[tuple[int, ...], bool]]) -> str
     segments = sorted(n for n in names if AES_2014_VARIABLE.fullmatch(n))
     if segments and variables[segments[0]][1]:
         return (
-            f"this looks like a file of another competition (2014 layout: a {segments[0]} "
-            "struct with data, sampling_frequency, channels: the American Epilepsy Society "
+            f"this looks like a file of another competition (2014 layout: struct {segments[0]} "
+            "with data, sampling_frequency, channels: the American Epilepsy Society "
             "seizure prediction challenge), not a Melbourne segment; leave it out of DATA_DIR"
         )
     return None

@@ -130,8 +130,8 @@ def _build(config: Config, folder: Path, workers: int, progress: bool) -> Featur
 
 def _verified(writer: RowWriter, journal: dict, identity: list, progress: bool) -> dict:
     """Journalled rows of the same file whose bytes on disk match their checksum."""
-    rows = [row for row, rec in journal.items() if row < len(identity)]
-    rows = [row for row in rows if journal[row].get("identity") == identity[row]]
+    same_file = {r: rec for r, rec in journal.items() if r < len(identity)}
+    rows = [r for r, rec in same_file.items() if rec.get("identity") == identity[r]]
     checking = tqdm(
         rows, desc="checking cache", unit="row", disable=not progress or len(rows) < 1000
     )
@@ -146,9 +146,8 @@ def _short_of_space(folder: Path) -> str | None:
     known at the start than an hour in.
     """
     try:
-        holes = sum(
-            max(0, p.stat().st_size - p.stat().st_blocks * 512) for p in folder.glob("*.npy")
-        )
+        stats = [p.stat() for p in folder.glob("*.npy")]
+        holes = sum(max(0, s.st_size - s.st_blocks * 512) for s in stats)
         free = shutil.disk_usage(folder).free
     except (OSError, AttributeError):  # st_blocks: not on every system
         return None
