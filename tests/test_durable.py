@@ -51,7 +51,7 @@ def test_an_interrupt_mid_write_leaves_no_partial(tmp_path):
 
 def test_a_folder_where_the_file_belongs_is_one_line(tmp_path):
     (tmp_path / "out").mkdir()
-    with pytest.raises(DeepSyncError, match="out is a folder; give the name of a file"):
+    with pytest.raises(DeepSyncError, match="out is a folder where a file belongs: move it away"):
         write_csv(tmp_path / "out", pd.DataFrame({"a": [1]}))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
@@ -132,9 +132,13 @@ def test_readers_share_and_keep_the_writer_out(tmp_path):
 def test_a_stage_may_take_a_lock_it_holds_again(tmp_path):
     with FolderLock(tmp_path, "deepsync submit"), FolderLock(tmp_path, "deepsync submit"):
         assert (tmp_path / LOCK_FILE).exists()
+    (tmp_path / "link").symlink_to(tmp_path / "real", target_is_directory=True)
+    writing = FolderLock(tmp_path / "real", "deepsync train")
+    with writing, FolderLock(tmp_path / "link", "deepsync train", shared=True):
+        assert FolderLock._held[writing.key][2] == 2  # one lock however the folder is spelt
     reading = FolderLock(tmp_path, "deepsync train", shared=True)
-    with reading, FolderLock(tmp_path, "deepsync train"):  # the reader becomes the writer
-        assert FolderLock._held[reading.key][1] is False
+    with pytest.raises(DeepSyncError, match="internal"), reading, FolderLock(tmp_path, "x"):
+        pass
     assert not (tmp_path / LOCK_FILE).exists()
 
 
@@ -177,7 +181,8 @@ def test_a_reader_of_a_folder_not_there_makes_nothing(tmp_path):
             "features.cache_root to a folder you can write",
         ),
         (errno.EROFS, "{p} is on a read-only file system: set features.cache_root"),
-        (errno.EISDIR, "{p} is a folder, not a file"),
+        (errno.EISDIR, "{p} is a folder where a file belongs: move it away"),
+        (errno.EEXIST, "{p} is a file where a folder belongs: move it away, or set features."),
     ],
 )
 def test_os_errors_name_the_path_the_setting_and_what_to_do(tmp_path, code, words):
@@ -193,4 +198,32 @@ def test_a_damaged_json_file_is_one_line_naming_it(tmp_path):
     with pytest.raises(DeepSyncError) as raised:
         durable.read_json(path)
     assert str(raised.value).startswith(f"{path} is damaged (")
-    assert str(raised.value).endswith("delete it, then rerun the stage that writes it")
+    assert str(raised.value).endswith("delete it, then rerun the stage writing it")
+
+
+def test_errors_about_the_temporary_file_name_the_target(tmp_path, monkeypatch):
+    source = write_text(tmp_path / "a.csv", "x\n")
+
+    def full(src, dst):  # what shutil's sendfile copy raises on a full disk
+        raise OSError(errno.ENOSPC, "No space left on device", str(src), None, str(dst))
+
+    monkeypatch.setattr(durable.shutil, "copyfile", full)
+    with pytest.raises(OSError) as raised:
+        durable.copy_file(source, tmp_path / "b.csv")
+    assert raised.value.filename == str(tmp_path / "b.csv")
+    assert os_error_line(raised.value).startswith(
+        f"no space left on the disk holding {tmp_path / 'b.csv'}: free some space, then rerun"
+    )
+    copying = OSError(errno.ENOSPC, "No space left on device", str(source), None, "out/b.csv")
+    assert "holding out/b.csv:" in os_error_line(copying)  # the side that writes
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv"]
+
+
+def test_a_damaged_csv_file_is_one_line_naming_it(tmp_path):
+    path = tmp_path / "folds.csv"
+    path.write_bytes(b"")  # another tool truncated it
+    with pytest.raises(DeepSyncError, match=f"^{path} is damaged .*: delete it, then rerun"):
+        durable.read_csv(path)
+    path.write_bytes(b"segment,fold\na.mat,1\nb.mat,2,x,y\n")  # two files run together
+    with pytest.raises(DeepSyncError, match="is damaged"):
+        durable.read_csv(path)

@@ -342,12 +342,14 @@ def _run_train(config: Config, args: argparse.Namespace) -> int:
             f"random folds overstate by {aucs['random'] - aucs['grouped']:+.3f}"
         )
         return 0
+    from deepsync.durable import FolderLock
     from deepsync.submit.stage import candidates_summary
     from deepsync.train.stage import summary, train
 
     report = train(config, progress=not args.no_progress)
     print(summary(report))
-    print(candidates_summary(report.folder, config))
+    with FolderLock(report.folder, "deepsync train"):  # with submit.tta it writes there
+        print(candidates_summary(report.folder, config))
     return 0
 
 
@@ -434,13 +436,15 @@ def _run_blend(config: Config, args: argparse.Namespace) -> int:
 
 
 def _run_leaderboard(config: Config, args: argparse.Namespace) -> int:
+    from deepsync.durable import FolderLock
     from deepsync.submit.leaderboard import refresh_from_kaggle, render, save, table
 
-    if args.kaggle:
-        added = refresh_from_kaggle(config.submit.folder, config.data.competition)
-        print(f"leaderboard: {added} new score(s) from Kaggle")
-    board = table(config.submit.folder)
-    path = save(board, config.submit.folder)
+    with FolderLock(config.submit.folder, "deepsync leaderboard"):
+        if args.kaggle:
+            added = refresh_from_kaggle(config.submit.folder, config.data.competition)
+            print(f"leaderboard: {added} new score(s) from Kaggle")
+        board = table(config.submit.folder)
+        path = save(board, config.submit.folder)
     print(render(board))
     print(f"  table: {path}")
     return 0

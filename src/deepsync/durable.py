@@ -21,6 +21,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -46,12 +47,15 @@ def checksum(*buffers) -> str:
 
 
 @contextmanager
-def naming(path: Path | str) -> Iterator[None]:
-    """An `OSError` raised inside without a file name names ``path``."""
+def naming(path: Path | str, instead_of: Path | None = None) -> Iterator[None]:
+    """An `OSError` raised inside without a file name, or naming ``instead_of`` (the
+    temporary file ``path`` is written as), names ``path``."""
     try:
         yield
     except OSError as error:
-        if error.filename is not None or error.errno is None:
+        names = {os.fsdecode(n) for n in (error.filename, error.filename2) if n is not None}
+        stand_in = os.fspath(instead_of) if instead_of is not None else None
+        if error.errno is None or (names and stand_in not in names):
             raise
         raise type(error)(error.errno, error.strerror, str(path)) from error
 
@@ -65,10 +69,12 @@ def replacing(path: Path | str) -> Iterator[Path]:
     """
     path = Path(path)
     if path.is_dir():
-        raise DeepSyncError(f"{path} is a folder; give the name of a file to write")
+        raise DeepSyncError(
+            f"{path} is a folder where a file belongs: move it away, or give another file name"
+        )
     partial = path.with_name(path.name + PARTIAL)
     try:
-        with naming(path):
+        with naming(path, instead_of=partial):
             yield partial
             _sync_file(partial)
             os.replace(partial, path)
@@ -85,9 +91,22 @@ def read_json(path: Path | str):
     try:
         return json.loads(path.read_bytes())
     except ValueError as error:  # not JSON, or not UTF-8 text
-        raise DeepSyncError(
-            f"{path} is damaged ({error}): delete it, then rerun the stage that writes it"
-        ) from None
+        raise _damaged(path, error) from None
+
+
+def read_csv(path: Path | str, **options):
+    """A CSV file of the kit's as a pandas frame; a one-line error naming it if damaged."""
+    import pandas as pd
+
+    try:
+        return pd.read_csv(path, **options)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise _damaged(path, error) from None
+
+
+def _damaged(path: Path | str, error: Exception) -> DeepSyncError:
+    why = " ".join(str(error).split())[:120]
+    return DeepSyncError(f"{path} is damaged ({why}): delete it, then rerun the stage writing it")
 
 
 def write_bytes(path: Path | str, data: bytes) -> Path:
@@ -100,6 +119,13 @@ def write_bytes(path: Path | str, data: bytes) -> Path:
 def write_text(path: Path | str, text: str) -> Path:
     """``text`` (UTF-8) as the whole content of ``path``, atomically."""
     return write_bytes(path, text.encode())
+
+
+def copy_file(source: Path | str, path: Path | str) -> Path:
+    """A copy of ``source`` as ``path``, atomically."""
+    with replacing(path) as partial:
+        shutil.copyfile(source, partial)
+    return Path(path)
 
 
 def write_csv(path: Path | str, frame, **options) -> Path:
@@ -170,18 +196,14 @@ class FolderLock:
 
     def __init__(self, folder: Path | str, stage: str, *, shared: bool = False):
         self.folder, self.stage, self.shared = Path(folder), stage, shared
-        self.key = self.folder.absolute()
+        self.key = self.folder.resolve()  # one lock however the folder is spelt
         self.path = self.folder / LOCK_FILE
 
     def __enter__(self) -> FolderLock:
         held = self._held.get(self.key)
         if held is not None:
-            if held[1] and not self.shared:  # a reader of ours becomes the writer
-                if held[0] is None:
-                    held[0] = self._acquire()
-                else:
-                    self._flock(held[0], shared=False)
-                held[1] = False
+            if held[1] and not self.shared:  # flock cannot turn a reader into a writer safely
+                raise DeepSyncError(f"internal: {self.stage} reads {self.folder}, then writes it")
             held[2] += 1
             return self
         fd = self._acquire()
@@ -220,7 +242,7 @@ class FolderLock:
     def _release(self, fd: int) -> None:
         """Let go; the last holder (the one that can take it alone) removes the file."""
         try:
-            if self._try_exclusive(fd):
+            if self._try_exclusive(fd) and _same_file(fd, self.path):
                 with suppress(OSError):
                     self.path.unlink()
         finally:

@@ -6,6 +6,8 @@ import errno
 import os
 from pathlib import Path
 
+WRITING = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)  # errors of the side that writes
+
 
 class DeepSyncError(Exception):
     """A user-facing problem (bad data, missing credentials, bad config).
@@ -22,6 +24,8 @@ def os_error_line(error: OSError, places: dict[str, Path] | None = None) -> str:
     ``cache``): a path inside one of them gets the advice to move that setting.
     """
     path = error.filename
+    if error.filename2 is not None and error.errno in WRITING:  # a copy's or a move's target
+        path = error.filename2
     what = error.strerror or str(error)
     if path is None:
         code = errno.errorcode.get(error.errno or 0, "no errno")
@@ -42,10 +46,16 @@ def os_error_line(error: OSError, places: dict[str, Path] | None = None) -> str:
         move = f": set {setting} to a writable folder" if setting else ": write elsewhere"
         return f"{path} is on a read-only file system{move}"
     if code == errno.EISDIR:
-        return f"{path} is a folder, not a file: give the name of a file"
+        return f"{path} is a folder where a file belongs: move it away, or give another name"
+    if code == errno.EEXIST:
+        move = f", or set {setting} to another folder" if setting else ""
+        return f"{path} is a file where a folder belongs: move it away{move}"
     if code == errno.ENOTDIR:
         return f"{path}: a part of this path is a file, not a folder"
     if code == errno.ENOENT:
+        folder = Path(path).parent
+        if not folder.is_dir():
+            return f"{path}: its folder {folder} does not exist: check the path, or create it"
         return f"{path} does not exist: check the path (and rerun the stage that writes it)"
     if code == errno.EIO:
         return f"input/output error on {path}: the disk or network share failed; check it"

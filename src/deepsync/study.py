@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from deepsync.config import Config, load_config, read_toml
-from deepsync.durable import read_json, write_csv, write_text
+from deepsync.durable import FolderLock, copy_file, read_csv, read_json, write_csv, write_text
 from deepsync.errors import DeepSyncError
 
 GRIDS = Path(__file__).parent / "grids"
@@ -193,15 +192,16 @@ def run_study(
             if cache_folder(config.features) not in built:  # resumable: cached files skip
                 build_features(config, workers=workers, progress=progress)
                 built.add(cache_folder(config.features))
-            folder.mkdir(parents=True, exist_ok=True)
-            if not (folder / "folds.csv").exists():
-                shutil.copyfile(folds, folder / "folds.csv")
-            clock = time.perf_counter()
-            train(config, progress=progress)  # a run that gains models: the CNN's folds kept
-            seconds = time.perf_counter() - clock
-            if record.exists():  # the time of the models trained before, and now
-                seconds += read_json(record)["seconds"]
-            write_text(record, json.dumps({"seconds": seconds, "images_per_s": _speed(folder)}))
+            with FolderLock(folder, "deepsync study"):
+                if not (folder / "folds.csv").exists():
+                    copy_file(folds, folder / "folds.csv")
+                clock = time.perf_counter()
+                train(config, progress=progress)  # a run that gains models: CNN folds kept
+                seconds = time.perf_counter() - clock
+                if record.exists():  # the time of the models trained before, and now
+                    seconds += read_json(record)["seconds"]
+                speed = {"seconds": seconds, "images_per_s": _speed(folder)}
+                write_text(record, json.dumps(speed))
         rows += _run_rows(variant.name, seed, folder, config)
     frame = pd.DataFrame(rows)
     table = summarise(frame, [v.name for v in grid.variants])
@@ -239,7 +239,7 @@ def _missing_models(folder: Path, config: Config) -> list[str]:
 def _speed(folder: Path) -> float:
     """Mean training images/s over the CNN's epochs (NaN without a CNN)."""
     logs = sorted((folder / "cnn").glob("*/fold*/log.csv"))
-    speeds = [pd.read_csv(log)["images_per_s"] for log in logs]
+    speeds = [read_csv(log)["images_per_s"] for log in logs]
     speeds = [s for s in speeds if len(s)]
     return float(pd.concat(speeds).mean()) if speeds else math.nan
 
@@ -257,7 +257,7 @@ def _run_rows(name: str, seed: int, folder: Path, config: Config) -> list[dict]:
         row = {"variant": name, "seed": seed, "model": candidate.model}
         if candidate.model == "blend":  # pooled: raw scores, equal weights; calibrated: submit's
             row["pooled"] = candidate.measured["equal weights, raw scores"]
-            oof = pd.read_csv(next(iter(models.values())) / "oof.csv").set_index("segment")
+            oof = read_csv(next(iter(models.values())) / "oof.csv").set_index("segment")
             for patient, part in oof.groupby("patient"):
                 row[f"patient {patient}"] = auc(part["label"], candidate.oof.reindex(part.index))
         else:

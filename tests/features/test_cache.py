@@ -253,6 +253,28 @@ def test_a_disk_that_fills_mid_row_leaves_only_whole_rows_trusted(indexed, tmp_p
     assert same_arrays(cache, FeatureCache.open(folder))
 
 
+def test_rows_whose_sync_failed_are_never_journalled(indexed, tmp_path, monkeypatch):
+    """A write-back error is reported once: a second sync would pass, the data lost."""
+    config, cache = indexed
+    moved = configure(config.data.data_dir, config.data.root, tmp_path / "cache")
+    real, calls = os.fdatasync, []
+
+    def failing_once(fd):
+        calls.append(fd)
+        if len(calls) == 1:
+            raise OSError(errno.EIO, "Input/output error")
+        return real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", failing_once)
+    with pytest.raises(OSError, match="Input/output error"):
+        build_features(moved, workers=1, progress=False)
+    monkeypatch.undo()
+    assert len(calls) == 1 and read_journal(cache_folder(moved.features)) == {}
+    report = build_features(moved, workers=1, progress=False)
+    assert report.computed == report.total
+    assert same_arrays(cache, FeatureCache.open(report.folder))
+
+
 def test_a_damaged_row_is_computed_again(indexed, tmp_path):
     config, cache = indexed
     folder = cache_folder(config.features)

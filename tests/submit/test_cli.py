@@ -67,7 +67,8 @@ def test_blend_into_a_folder_or_against_a_binary_sample_is_one_line(tmp_path):
     into = run("blend", str(WINNING), "--out", str(tmp_path / "out"), cwd=tmp_path)
     assert into.returncode == 2 and "Traceback" not in into.stderr
     assert into.stderr.strip().splitlines() == [
-        f"deepsync blend: error: {tmp_path / 'out'} is a folder; give the name of a file to write"
+        f"deepsync blend: error: {tmp_path / 'out'} is a folder where a file belongs: move it "
+        "away, or give another file name"
     ]
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["out"]  # no .partial anywhere
     binary = tmp_path / "sample.csv"

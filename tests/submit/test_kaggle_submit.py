@@ -142,3 +142,25 @@ def test_any_failure_after_written_is_ledgered_as_refused(submit_config, monkeyp
     refused = ledger.read(submit_config.submit.folder).iloc[-1]
     assert refused["event"] == "refused"
     assert refused["message"].startswith("failed before Kaggle answered (TypeError: list")
+
+
+def test_a_sent_file_the_ledger_cannot_record_is_said_to_be_sent(
+    submit_config, kaggle_server, monkeypatch
+):
+    report = make_submission(submit_config)
+    real = ledger.append
+
+    def full_disk(folder, event, **values):
+        if event == "submitted":
+            raise OSError(28, "No space left on device", str(folder / ledger.LEDGER_FILE))
+        return real(folder, event, **values)
+
+    monkeypatch.setattr(ledger, "append", full_disk)
+    with pytest.raises(DeepSyncError) as raised:
+        send(report, submit_config, "sent, not recorded")
+    (created,) = kaggle_server.calls("CreateSubmission")
+    assert f"Kaggle took submitting.csv (submission {report.kaggle_ref}), but the ledger" in str(
+        raised.value
+    )
+    assert str(raised.value).endswith("do not send it again")
+    assert "no space left on the disk holding" in str(raised.value)

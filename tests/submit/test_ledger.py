@@ -85,3 +85,23 @@ def test_bytes_that_are_not_text_cost_only_their_line(tmp_path):
     with pytest.warns(UserWarning, match="skipped 1 incomplete line"):
         events = ledger.read(tmp_path)
     assert list(events["file"]) == ["a.csv", "b.csv"]
+
+
+def test_a_line_cut_inside_quotes_costs_that_line_only(tmp_path):
+    ledger.append(tmp_path, "written", file="a.csv")
+    row = ledger.append(tmp_path, "refused", file="a.csv", message="Kaggle said: no, not today")
+    path = tmp_path / ledger.LEDGER_FILE
+    text = path.read_text()
+    cut = text.index('"Kaggle said: no') + 10  # a full disk stopped the write in the quote
+    path.write_text(text[:cut])
+    ledger.append(tmp_path, "written", file="b.csv")
+    with pytest.warns(UserWarning, match="skipped 1 incomplete line"):
+        events = ledger.read(tmp_path)
+    assert list(events["file"]) == ["a.csv", "b.csv"] and row["event"] == "refused"
+
+
+def test_a_ledger_a_crash_left_empty_keeps_its_first_event(tmp_path):
+    (tmp_path / ledger.LEDGER_FILE).write_bytes(b"")
+    ledger.append(tmp_path, "written", file="a.csv")
+    assert (tmp_path / ledger.LEDGER_FILE).read_text().startswith(ledger.HEADER + "\n")
+    assert list(ledger.read(tmp_path)["file"]) == ["a.csv"]

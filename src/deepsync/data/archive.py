@@ -11,6 +11,7 @@ and MD5s (``reference/original_files_md5.tsv``), sizes first because they are fr
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import stat
 import zipfile
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from deepsync.errors import DeepSyncError
+from deepsync.errors import DeepSyncError, os_error_line
 
 REFERENCE_TABLE = "original_files_md5.tsv"  # file<TAB>bytes<TAB>md5, relative posix paths
 CHUNK_BYTES = 1 << 20  # read and hash 1 MiB at a time: flat memory for 12 GB archives
@@ -179,16 +180,16 @@ def _extract_member(
             while chunk := source.read(CHUNK_BYTES):
                 out.write(chunk)
                 bar.update(len(chunk))
+            out.flush()
+            os.fsync(out.fileno())  # on disk before a marker says the download is verified
         partial.replace(target)
     except (zipfile.BadZipFile, zlib.error, EOFError) as error:  # CRC or inflate failure
         raise DeepSyncError(
             f"{archive}: entry {info.filename!r} is corrupt ({error}): delete the archive and rerun"
         ) from error
     except OSError as error:  # most likely a full disk: 63 GB unpack to 63 GB more
-        raise DeepSyncError(
-            f"{archive}: could not write {target} ({error.strerror or error}): "
-            "free some disk space, then rerun"
-        ) from error
+        named = OSError(error.errno, error.strerror, str(target))  # not its .partial
+        raise DeepSyncError(f"{archive}: {os_error_line(named)}") from error
     finally:
         partial.unlink(missing_ok=True)
     return target

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from deepsync.data.layout import hour_group, parse_name, sequence_of
-from deepsync.durable import write_csv
+from deepsync.durable import read_csv, write_csv
 from deepsync.errors import DeepSyncError
 
 LABELS_FILE = "train_and_test_data_labels_safe.csv"
@@ -196,7 +196,7 @@ def load_index(path: Path) -> pd.DataFrame:
     """Read an index written by `save_index`, with its column types."""
     if not path.exists():
         raise DeepSyncError(f"no segment index at {path}; run `make data` first")
-    table = pd.read_csv(
+    table = read_csv(
         path, dtype={"segment": str, "split": str, "hour": str, "path": str, "layout": str}
     )
     if list(table.columns) != COLUMNS:

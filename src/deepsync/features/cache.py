@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from deepsync.config import FeaturesConfig
-from deepsync.durable import checksum, ends_line, naming, write_all
+from deepsync.durable import checksum, ends_line, naming, read_csv, replacing, write_all
 from deepsync.errors import DeepSyncError
 from deepsync.features.families import FAMILIES, parse_families
 
@@ -99,20 +99,30 @@ class RowWriter:
     def __init__(self, folder: Path, shapes: Shapes):
         self.folder, self.shapes = folder, shapes
         self.files, self.offsets = {}, {}
-        for name in shapes.arrays:
-            path = folder / f"{name}.npy"
-            shape, dtype = shapes.of(name)
-            if not _has_shape(path, shape, dtype):
-                with naming(path):
-                    np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape).flush()
-            fd = os.open(path, os.O_RDWR)
-            row_bytes = int(np.prod(shape[1:])) * dtype.itemsize
-            self.files[name] = fd
-            self.offsets[name] = (os.fstat(fd).st_size - shape[0] * row_bytes, row_bytes)
         self.journal_path = folder / "journal.jsonl"
-        self.journal = os.open(self.journal_path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         self.pending: list[str] = []  # journal lines of rows written but not yet synced
         self.committed = time.monotonic()
+        self.failed = False  # a commit failed: what it was syncing is not known to be on disk
+        try:
+            for name in shapes.arrays:
+                self._open(name)
+            self.journal = os.open(self.journal_path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        except BaseException:
+            for fd in self.files.values():
+                os.close(fd)
+            raise
+
+    def _open(self, name: str) -> None:
+        """Open (or make: a sparse file, every row a hole) one array; note its rows' place."""
+        path = self.folder / f"{name}.npy"
+        shape, dtype = self.shapes.of(name)
+        if not _has_shape(path, shape, dtype):
+            with replacing(path) as partial:
+                np.lib.format.open_memmap(partial, mode="w+", dtype=dtype, shape=shape).flush()
+        fd = os.open(path, os.O_RDWR)
+        row_bytes = int(np.prod(shape[1:])) * dtype.itemsize
+        self.files[name] = fd
+        self.offsets[name] = (os.fstat(fd).st_size - shape[0] * row_bytes, row_bytes)
 
     def write(self, row: int, arrays: dict[str, np.ndarray], record: dict) -> None:
         """Write one segment's rows in full; journal them with the next commit."""
@@ -128,10 +138,15 @@ class RowWriter:
             self.commit()
 
     def commit(self) -> None:
-        """Sync the rows written so far, then append their journal lines and sync those."""
+        """Sync the rows written so far, then append their journal lines and sync those.
+
+        After a failed commit none is tried again: a second sync can succeed where the
+        first reported lost data (the kernel reports a write-back error once).
+        """
         self.committed = time.monotonic()
-        if not self.pending:
+        if not self.pending or self.failed:
             return
+        self.failed = True
         for name, fd in self.files.items():
             with naming(self.folder / f"{name}.npy"):
                 os.fdatasync(fd)
@@ -140,6 +155,7 @@ class RowWriter:
             write_all(self.journal, "".join(f"{line}\n" for line in self.pending).encode())
             os.fdatasync(self.journal)
         self.pending.clear()
+        self.failed = False
 
     def holds(self, row: int, record: dict) -> bool:
         """Whether the row on disk is the one ``record`` journalled (its CRC matches)."""
@@ -174,7 +190,7 @@ def _has_shape(path: Path, shape: tuple[int, ...], dtype: np.dtype) -> bool:
         return False
     try:
         array = np.load(path, mmap_mode="r")
-    except (ValueError, OSError):
+    except (ValueError, OSError, EOFError):  # EOFError: an empty or cut file
         return False
     return array.shape == shape and array.dtype == dtype
 
@@ -183,7 +199,7 @@ def held_families(folder: Path) -> tuple[str, ...]:
     """The feature families a cache holds, from its params.json (power: caches before 5)."""
     try:
         params = json.loads((Path(folder) / "params.json").read_text())
-    except (OSError, json.JSONDecodeError):
+    except (OSError, ValueError):  # ValueError: not JSON, not UTF-8
         return ("power",)
     return parse_families(params.get("families", "power"))
 
@@ -219,7 +235,7 @@ class FeatureCache:
         folder = Path(folder)
         if not (folder / "segments.csv").exists():
             raise DeepSyncError(f"no finished feature cache in {folder}; run `make features`")
-        segments = pd.read_csv(folder / "segments.csv", dtype={"segment": str, "hour": str})
+        segments = read_csv(folder / "segments.csv", dtype={"segment": str, "hour": str})
         arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in ARRAYS}
         held = held_families(folder)
         families = {

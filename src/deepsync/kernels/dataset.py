@@ -19,10 +19,8 @@ import shutil
 import time
 from pathlib import Path
 
-import pandas as pd
-
 from deepsync.config import Config
-from deepsync.durable import read_json, write_csv, write_text
+from deepsync.durable import copy_file, read_csv, read_json, write_csv, write_text
 from deepsync.errors import DeepSyncError
 from deepsync.features.cache import ARRAYS, cache_folder
 from deepsync.kaggle_client import authenticated_api, kaggle_errors
@@ -46,9 +44,9 @@ def stage(config: Config, user: str) -> Path:
         _stage_cache(config, folder)
     else:
         _stage_data(config, folder)
-    shutil.copyfile(references.pick_sample(config), folder / submission.SAMPLE_FILE)
+    copy_file(references.pick_sample(config), folder / submission.SAMPLE_FILE)
     labels = references.pick_labels(config)
-    shutil.copyfile(labels, folder / TEST_LABELS)
+    copy_file(labels, folder / TEST_LABELS)
     title = f"DeepSync {config.train.run} input"[:50]
     metadata = {"title": title, "id": ref, "licenses": [{"name": "other"}]}
     write_text(folder / DATASET_METADATA, json.dumps(metadata, indent=1))
@@ -62,7 +60,7 @@ def _stage_cache(config: Config, folder: Path) -> None:
     families = sorted(p.name for p in cache.glob("family_*.npy"))
     for name in (*[f"{a}.npy" for a in ARRAYS], *families, "params.json"):
         _link(cache / name, folder / name)
-    segments = pd.read_csv(cache / "segments.csv")
+    segments = read_csv(cache / "segments.csv")
     segments["path"] = segments["path"].map(lambda p: Path(str(p)).name)  # no local paths
     write_csv(folder / "segments.csv", segments)
 
@@ -79,7 +77,7 @@ def _link(source: Path, target: Path) -> None:
     try:
         os.link(source, target)
     except OSError:  # another file system: a copy
-        shutil.copyfile(source, target)
+        copy_file(source, target)
 
 
 @contextlib.contextmanager

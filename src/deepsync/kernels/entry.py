@@ -18,7 +18,6 @@ import json
 import os
 import platform
 import re
-import shutil
 import sys
 import tempfile
 import time
@@ -26,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from deepsync.config import Config, from_dict
-from deepsync.durable import read_json, write_text
+from deepsync.durable import copy_file, read_json, write_text
 from deepsync.errors import DeepSyncError
 from deepsync.features.cache import params_hash
 from deepsync.submit import references, scoring, submission
@@ -192,8 +191,8 @@ def _references(config: Config, found: Inputs, working: Path) -> tuple[Path, Pat
         labels = labels if labels.exists() else scoring.reference_labels()
     else:
         sample, labels = references.pick_sample(config), references.pick_labels(config)
-    shutil.copyfile(sample, folder / submission.SAMPLE_FILE)
-    shutil.copyfile(labels, folder / TEST_LABELS)
+    copy_file(sample, folder / submission.SAMPLE_FILE)
+    copy_file(labels, folder / TEST_LABELS)
     return folder / submission.SAMPLE_FILE, folder / TEST_LABELS
 
 

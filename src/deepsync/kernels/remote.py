@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from deepsync.config import Config
-from deepsync.durable import read_json, write_csv, write_text
+from deepsync.durable import FolderLock, read_csv, read_json, write_csv, write_text
 from deepsync.errors import DeepSyncError
 from deepsync.kaggle_client import authenticated_api, kaggle_errors
 from deepsync.kernels.bundle import Bundle
@@ -134,23 +134,23 @@ def merge_runs(parts: list[Path], target: Path) -> Path:
         raise DeepSyncError(
             "the kernels' runs were made with different settings: render and push them together"
         )
-    folds = pd.concat([pd.read_csv(p / "folds.csv") for p in parts], ignore_index=True)
+    folds = pd.concat([read_csv(p / "folds.csv") for p in parts], ignore_index=True)
     if folds["segment"].duplicated().any():
         raise DeepSyncError("two kernels trained the same patient: keep one of them")
-    target.mkdir(parents=True, exist_ok=True)
     held = [trained_models(p) for p in parts]
     models = [m for m in held[0] if all(m in h for h in held[1:])]  # trained by every kernel
     merged = configs[0] | {"merged_from": [str(p) for p in parts], "models": models}
-    write_text(target / "config.json", json.dumps(merged, indent=1))
-    write_csv(target / "folds.csv", folds)
-    for model in models:
-        out = target / held[0][model].name
-        out.mkdir(exist_ok=True)
-        oof = pd.concat([pd.read_csv(h[model] / "oof.csv") for h in held], ignore_index=True)
-        test = pd.concat([pd.read_csv(h[model] / "test.csv") for h in held], ignore_index=True)
-        write_csv(out / "oof.csv", oof)
-        write_csv(out / "test.csv", test)
-        write_text(out / "metrics.json", json.dumps(oof_metrics(oof), indent=1))
+    with FolderLock(target, "deepsync kernel-output"):
+        write_csv(target / "folds.csv", folds)
+        for model in models:
+            out = target / held[0][model].name
+            out.mkdir(exist_ok=True)
+            oof = pd.concat([read_csv(h[model] / "oof.csv") for h in held], ignore_index=True)
+            test = pd.concat([read_csv(h[model] / "test.csv") for h in held], ignore_index=True)
+            write_csv(out / "oof.csv", oof)
+            write_csv(out / "test.csv", test)
+            write_text(out / "metrics.json", json.dumps(oof_metrics(oof), indent=1))
+        write_text(target / "config.json", json.dumps(merged, indent=1))  # last: it lists them
     return target
 
 

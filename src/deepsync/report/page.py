@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from deepsync.config import Config
-from deepsync.durable import read_json, write_bytes, write_text
+from deepsync.durable import read_csv, read_json, write_bytes, write_text
 from deepsync.errors import DeepSyncError
 from deepsync.features.cache import FeatureCache, cache_folder
 from deepsync.features.pictures import choose_pairs, stack_axes, stack_figure
@@ -150,7 +150,7 @@ def _run_section(page: Page, run: Path) -> None:
     from deepsync.train.stage import trained_models
 
     models = trained_models(run)
-    oofs = {name: pd.read_csv(folder / "oof.csv") for name, folder in models.items()}
+    oofs = {name: read_csv(folder / "oof.csv") for name, folder in models.items()}
     if not oofs:
         page.note("no model has finished in this run yet")
         return
@@ -164,7 +164,7 @@ def _run_section(page: Page, run: Path) -> None:
     for log in sorted(run.glob("cnn/*/fold*/log.csv")):
         who = log.parent.parent.name.removeprefix("patient")  # or "all" (cnn.scope=all)
         patient = int(who) if who.isdigit() else who
-        logs[(patient, int(log.parent.name.removeprefix("fold")))] = pd.read_csv(log)
+        logs[(patient, int(log.parent.name.removeprefix("fold")))] = read_csv(log)
     if logs:
         page.figure(
             figures.training_curves(logs),

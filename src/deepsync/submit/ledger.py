@@ -46,6 +46,7 @@ COLUMNS = [
     "crc",  # CRC-32 of the fields before it: a line cut short by a crash never passes
 ]
 EVENTS = ("written", "submitted", "refused", "kaggle")
+HEADER = ",".join(COLUMNS)
 
 
 def append(folder: Path, event: str, **values) -> dict:
@@ -58,15 +59,16 @@ def append(folder: Path, event: str, **values) -> dict:
     row = {c: "" for c in COLUMNS} | {k: _text(v) for k, v in values.items()}
     row |= {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "event": event}
     path = Path(folder) / LEDGER_FILE
-    _ensure_header(path)
     row["crc"] = _crc([row[c] for c in COLUMNS[:-1]])
     line = io.StringIO()
     csv.writer(line, lineterminator="\n").writerow([row[c] for c in COLUMNS])
+    path.parent.mkdir(parents=True, exist_ok=True)
     with naming(path):
-        fd = os.open(path, os.O_RDWR | os.O_APPEND)
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:
+            new = os.fstat(fd).st_size == 0  # a new ledger (or one a crash left empty)
             ends_line(fd)  # a crash cut the last event short: end it, skip it on reading
-            write_all(fd, line.getvalue().encode())
+            write_all(fd, ((HEADER + "\n" if new else "") + line.getvalue()).encode())
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -74,15 +76,20 @@ def append(folder: Path, event: str, **values) -> dict:
 
 
 def read(folder: Path) -> pd.DataFrame:
-    """Every complete event, oldest first (an empty frame with COLUMNS if none)."""
+    """Every complete event, oldest first (an empty frame with COLUMNS if none).
+
+    Each line is read on its own (no event holds a line break): a line a crash cut short,
+    even inside quotes, costs that line only.
+    """
     path = Path(folder) / LEDGER_FILE
     if not path.exists():
         return pd.DataFrame(columns=COLUMNS)
     rows, skipped = [], 0
     with open(path, newline="", encoding="utf-8", errors="replace") as handle:  # bad bytes: skipped
-        lines = handle.read().split("\n")[1:]  # after the header; the last piece is "" if whole
-    for fields in csv.reader(lines):
-        if not fields:
+        lines = handle.read().split("\n")
+    for text in lines:
+        fields = next(csv.reader([text]), [])
+        if not fields or text == HEADER:
             continue
         if len(fields) != len(COLUMNS) or fields[-1] != _crc(fields[:-1]):
             skipped += 1
@@ -100,22 +107,6 @@ def read(folder: Path) -> pd.DataFrame:
 
 def _crc(fields: list[str]) -> str:
     return f"{zlib.crc32(chr(31).join(fields).encode()):08x}"
-
-
-def _ensure_header(path: Path) -> None:
-    """Create the ledger with its header, atomically, if there is none yet."""
-    if path.exists() and path.stat().st_size:
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + f".{os.getpid()}.partial")
-    try:
-        with naming(path):
-            partial.write_text(",".join(COLUMNS) + "\n")
-        os.link(partial, path)  # fails if another process created it first: keep theirs
-    except FileExistsError:
-        pass
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 def _text(value) -> str:

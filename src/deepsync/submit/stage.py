@@ -27,8 +27,8 @@ import pandas as pd
 from tqdm import tqdm
 
 from deepsync.config import Config, from_dict
-from deepsync.durable import FolderLock, read_json, write_csv, write_text
-from deepsync.errors import DeepSyncError
+from deepsync.durable import FolderLock, read_csv, read_json, write_csv, write_text
+from deepsync.errors import DeepSyncError, os_error_line
 from deepsync.features.cache import FeatureCache, cache_folder
 from deepsync.submit import calibration, kaggle_api, ledger, references, scoring, submission
 from deepsync.submit.blend import fitted_blend, rank_average
@@ -77,8 +77,8 @@ def make_submission(
     run = run_folder(config)
     if not (run / "config.json").exists():
         raise DeepSyncError(f"no trained run in {run}: run `make train` first")
-    with (
-        FolderLock(run, "deepsync submit", shared=True),
+    with (  # the run's too: with submit.tta, the CNN's rescored folds are written there
+        FolderLock(run, "deepsync submit"),
         FolderLock(config.submit.folder, "deepsync submit"),
     ):
         return _make_submission(config, run, sample_path, labels_path)
@@ -134,8 +134,14 @@ def send(report: SubmissionReport, config: Config, message: str) -> str:
     except BaseException as error:  # whatever stopped it, the ledger says it was not sent
         ledger.append(folder, "refused", **(entry | {"message": _why(error)}))
         raise
-    ledger.append(folder, "submitted", kaggle_ref=ref, kaggle_status="PENDING", **entry)
     report.kaggle_ref = ref
+    try:
+        ledger.append(folder, "submitted", kaggle_ref=ref, kaggle_status="PENDING", **entry)
+    except OSError as error:  # sent all the same: say so, or it would be sent twice
+        raise DeepSyncError(
+            f"Kaggle took {report.path.name} (submission {ref}), but the ledger could not "
+            f"record it: {os_error_line(error)}; do not send it again"
+        ) from error
     return ref
 
 
@@ -155,7 +161,7 @@ def candidates(run: Path, config: Config) -> list[Candidate]:
     """Each trained model, calibrated; plus their rank average when there are several."""
     found = []
     for model, folder in trained_models(run).items():
-        oof, test = pd.read_csv(folder / "oof.csv"), pd.read_csv(folder / "test.csv")
+        oof, test = read_csv(folder / "oof.csv"), read_csv(folder / "test.csv")
         if model == "cnn" and config.submit.tta:
             oof, test = _cnn_with_tta(run, oof, test, config.submit.tta)
         test = test.groupby(["segment", "patient", "all_zero"], as_index=False)["score"].mean()
@@ -206,7 +212,7 @@ def _blend(run: Path, found: list[Candidate], config: Config) -> Candidate:
     ``measured`` holds beside it the equal-weight rank average's pooled OOF AUC, of the
     calibrated scores and of the raw ones (the like of each model's uncalibrated figure).
     """
-    oof = pd.read_csv(trained_models(run)[found[0].model] / "oof.csv").set_index("segment")
+    oof = read_csv(trained_models(run)[found[0].model] / "oof.csv").set_index("segment")
     inputs = [c.oof.reindex(oof.index) for c in found]
     if config.submit.blend_weights:
         weights = tuple(float(w) for w in config.submit.blend_weights.split(","))
@@ -250,7 +256,7 @@ def _cnn_with_tta(
 
     folder = run / "cnn" / f"tta{copies}"
     if (folder / "oof.csv").exists() and (folder / "test.csv").exists():
-        return pd.read_csv(folder / "oof.csv"), pd.read_csv(folder / "test.csv")
+        return read_csv(folder / "oof.csv"), read_csv(folder / "test.csv")
     trained = from_dict(read_json(run / "config.json")["settings"])
     cache = FeatureCache.open(cache_folder(trained.features))
     row_of = cache.segments.set_index("segment")["row"]

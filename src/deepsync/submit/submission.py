@@ -143,8 +143,7 @@ def write(path: Path, scores: pd.Series, sample: list[str]) -> Path:
         pd.DataFrame({"File": sample, "Class": ordered.to_numpy()}).to_csv(
             partial, index=False, float_format="%.8f"
         )
-        try:
-            check(partial, sample)
-        except DeepSyncError as error:
-            raise DeepSyncError(f"refusing to write {path}: {error}") from None
+        found = problems(partial, sample)
+        if found:
+            raise DeepSyncError(f"refusing to write {path}: {'; '.join(found)}")
     return path

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from deepsync.durable import write_csv
+from deepsync.durable import read_csv, write_csv
 from deepsync.errors import DeepSyncError
 
 FOLD_COLUMNS = ["segment", "patient", "label", "hour", "row", "fold"]
@@ -91,7 +91,7 @@ def load_or_make_folds(path: Path, segments: pd.DataFrame, k: int, seed: int) ->
     Every model of a run reads the same file, so their OOF predictions line up for blending.
     """
     if path.exists():
-        folds = pd.read_csv(path, dtype={"segment": str, "hour": str})
+        folds = read_csv(path, dtype={"segment": str, "hour": str})
         same = sorted(folds["segment"]) == sorted(segments["segment"])
         if same and folds["fold"].max() == k - 1:
             check_folds(folds, k)
