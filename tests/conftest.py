@@ -43,6 +43,43 @@ def tiny_set(tmp_path_factory) -> Path:
     return root / "synthetic"
 
 
+# Long enough for every window of the winners' families (20, 30 and 50 s), small otherwise.
+TINY_LONG = SyntheticConfig(
+    seed=11,
+    patients=2,
+    interictal_hours=3,
+    preictal_hours=2,
+    unsafe_hours=1,
+    extra_preictal=1,
+    test_hours=1,
+    seconds=60,
+)
+WINNERS = "baseline,ag_xfcoh_ts_xgb,feng_xgb,feng_knn,feng_knn_more,feng_glm_more,andriy_svm"
+
+
+@pytest.fixture(scope="session")
+def winners_run(tmp_path_factory):
+    """(config, report) of the winners' seven models trained on a 60 s tiny set."""
+    root = tmp_path_factory.mktemp("winners")
+    synthetic.generate(TINY_LONG, root / "synthetic", workers=1, progress=False)
+    config = tiny_config(
+        root / "synthetic",
+        root,
+        "features.families=all,winners",
+        f"train.models={WINNERS}",
+        "train.run=winners",
+        f"submit.blend={WINNERS}",
+        "submit.blend_weights=" + ",".join("1" * len(WINNERS.split(","))),
+        "submit.calibration=none",
+    )
+    prepare(config, progress=False)
+    assert build_features(config, workers=1, progress=False).ok
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = train(config, progress=False)
+    return config, report
+
+
 FAST_CNN = [  # a 0.4 M-parameter timm model: the loop's behaviour, in seconds
     "cnn.model=test_resnet",
     "cnn.epochs=2",

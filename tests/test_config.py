@@ -52,7 +52,7 @@ def test_profile_then_overrides(tmp_path):
         ("cnn.combine=median", "max | mean | std"),
         ("cnn.window_frames=500", "exceeds features.frames"),
         ("cnn.lr=0", "lr must be positive"),
-        ("baseline.estimator=xgboost", "logistic | gbm"),
+        ("baseline.estimator=gbm", "unknown setting baseline.estimator; valid: baseline."),
     ],
 )
 def test_bad_settings_say_what_is_valid(override, message):
@@ -69,7 +69,9 @@ def test_profile_type_checked(tmp_path):
         load_config(tmp_path / "missing.toml")
 
 
-@pytest.mark.parametrize("name", ["demo", "demo-inception", "gpu", "gpu-inception", "study"])
+@pytest.mark.parametrize(
+    "name", ["demo", "demo-inception", "gpu", "gpu-inception", "study", "winners"]
+)
 def test_named_profiles_load_and_name_their_run(name):
     config = load_config(name)
     assert config.train.run == name
@@ -78,7 +80,8 @@ def test_named_profiles_load_and_name_their_run(name):
 
 def test_an_unknown_profile_lists_the_named_ones():
     with pytest.raises(
-        DeepSyncError, match="named profiles: demo, demo-inception, gpu, gpu-inception, study"
+        DeepSyncError,
+        match="named profiles: demo, demo-inception, gpu, gpu-inception, study, winners",
     ):
         load_config("nosuch")
 

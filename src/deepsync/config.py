@@ -51,6 +51,9 @@ class SyntheticConfig:
     test_hours: int = 4  # per patient; test segments are shuffled out of their hours
     seconds: int = 120  # per segment, up to the real 600
     sampling_rate: int = 400  # Hz, as the real recordings
+    # Real implants' hour-to-hour changes, shared by an hour's six segments (0: none):
+    hour_gain: float = 0.0  # standard deviation of the log of a broadband gain
+    hour_tilt: float = 0.0  # standard deviation of a change of the log-log spectral slope
 
 
 @dataclass(frozen=True)
@@ -66,9 +69,11 @@ class FeaturesConfig:
     table_window_seconds: float = 30.0  # window of the band-power table (20-30 s in 2016)
     table_max_dropout: float = 0.5  # a table window losing more than this is dropped
     impute_max_frames: int = 2  # masked gaps up to this many pooled frames are interpolated
-    # Feature families per table window (deepsync.features.families): all, or some of
-    # power, corr, bandcorr, coherence, entropy, hjorth, stats
-    families: str = "all"
+    # Feature families (deepsync.features.families): all (the kit's, per table window:
+    # power, corr, bandcorr, coherence, entropy, hjorth, stats) and the 2016 winners' on
+    # their own windows (rlp: the baseline's relative log power; xfcoh, feng, fengmore;
+    # winners: the four), or some of them
+    families: str = "all,rlp"
 
 
 @dataclass(frozen=True)
@@ -86,11 +91,9 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class BaselineConfig:
-    """The winners' kind of model on window rows of feature families (`baseline` is the
-    estimator on the band powers, the bar the CNN must clear); these settings apply to
-    every window model of ``train.models``."""
+    """The kit's window models on rows of feature families (``ESTIMATOR:FAMILIES`` in
+    ``train.models``); `baseline` and the winners' other recipes keep their own settings."""
 
-    estimator: str = "logistic"  # `baseline`'s: logistic | gbm | svm | knn
     combine: str = "max"  # every window model's window scores to a segment: max | mean | std
     iterations: int = 150  # gbm boosting rounds
     learning_rate: float = 0.05  # gbm
@@ -200,16 +203,17 @@ class Config:
             raise DeepSyncError("synthetic.unsafe_hours must be below synthetic.interictal_hours")
         if s.extra_preictal < 0:
             raise DeepSyncError("synthetic.extra_preictal must not be negative")
+        if s.hour_gain < 0 or s.hour_tilt < 0:
+            raise DeepSyncError("synthetic.hour_gain and synthetic.hour_tilt must not be negative")
         self._validate_features()
         self._validate_training()
         return self
 
     def _validate_training(self) -> None:
-        from deepsync.train.tabular import ESTIMATORS, parse_models
+        from deepsync.train.tabular import parse_models
 
         t, b, c = self.train, self.baseline, self.cnn
         choices = {
-            "baseline.estimator": (b.estimator, tuple(ESTIMATORS), False),
             "baseline.combine": (b.combine, COMBINES, False),
             "cnn.combine": (c.combine, COMBINES, False),
             "cnn.freeze": (c.freeze, FREEZES, False),

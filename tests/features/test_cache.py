@@ -53,7 +53,8 @@ def every_array(cache):
 
 
 def same_arrays(a, b):
-    return all(np.array_equal(x, y) for x, y in zip(every_array(a), every_array(b), strict=True))
+    pairs = zip(every_array(a), every_array(b), strict=True)
+    return all(np.array_equal(x, y, equal_nan=True) for x, y in pairs)  # NaN: dropout, winners
 
 
 def features_command(config, cache_root, *extra):

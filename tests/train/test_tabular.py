@@ -18,23 +18,29 @@ from tests.conftest import FAST_CNN, tiny_config
 
 def test_model_names_parse_into_estimators_and_families():
     specs = tabular.parse_models(
-        "baseline, cnn,gbm:power+corr,knn,svm:all,logistic:stats+power", BaselineConfig("gbm")
+        "baseline, cnn,gbm:power+corr,knn,svm:all,logistic:stats+power,feng_knn,andriy_svm",
+        BaselineConfig(),
     )
     assert [(s.name, s.estimator, s.families, s.folder) for s in specs] == [
-        ("baseline", "gbm", ("power",), "baseline"),
+        ("baseline", "ag_rlp_xgb", ("rlp",), "baseline"),
         ("cnn", "cnn", (), "cnn"),
         ("gbm:power+corr", "gbm", ("power", "corr"), "gbm-power+corr"),
         ("knn:power", "knn", ("power",), "knn-power"),
         ("svm:all", "svm", ALL, "svm-all"),
         ("logistic:power+stats", "logistic", ("power", "stats"), "logistic-power+stats"),
+        ("feng_knn", "feng_knn", ("feng",), "feng_knn"),
+        ("andriy_svm", "andriy_svm", ALL, "andriy_svm"),
     ]
+    assert specs[0].recipe.combine == "max" and specs[6].recipe.combine == "mean"
+    assert specs[2].recipe is None
 
 
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("baseline,rnn", "entry 'rnn': use baseline, cnn, or ESTIMATOR"),
-        ("gbm:colour", "train.models entry gbm:colour='colour': use all, or some of power"),
+        ("baseline,rnn", "entry 'rnn': use baseline, cnn, a recipe of the 2016 winners"),
+        ("gbm:colour", "train.models entry gbm:colour='colour': use all .the kit's families."),
+        ("gbm:power+rlp", "power .table s., rlp .20.0 s. are cut into windows of different"),
         ("gbm:corr,gbm:corr", "name each model once"),
         ("gbm:power,gbm", "name each model once"),  # the same model twice
     ],
@@ -61,6 +67,9 @@ def test_each_estimator_learns_a_separable_window_signal(estimator):
     class Cache:  # the cache's interface, on planted features: 40 segments x 3 windows
         windows = np.ones((40, 3), bool)
         windows[5, 1:] = False
+
+        def kept_windows(self, rows, names):
+            return self.windows[rows]
 
         def window_features(self, rows, names):
             labels = (np.asarray(rows) % 2).astype(float)

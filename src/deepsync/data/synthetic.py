@@ -4,7 +4,10 @@ Real enough to exercise the pipeline honestly:
 - 1/f background, patient-specific rhythms, correlated electrodes, amplitudes of tens of
   microvolts quantised like an ADC (so the files compress 2.8:1, like real EEG);
 - random effects shared by the six segments of an hour (gains, spectral slope, band
-  powers), so hour-blind cross-validation is optimistic, as on the real data;
+  powers), so hour-blind cross-validation is optimistic, as on the real data; and, when
+  ``hour_gain`` / ``hour_tilt`` are set, a broadband gain and a tilt of the spectrum that
+  change from hour to hour as real implants' do (drawn apart: a set without them is the
+  same, bit for bit, as before they existed);
 - a preictal signature (more power in a patient-specific band, more synchrony) whose
   strength differs by patient: the first patient is hard;
 - dropout (all electrodes exactly zero) in a realistic share of files, a few all-zero
@@ -306,6 +309,10 @@ def segment_signal(cfg: SyntheticConfig, segment: PlannedSegment) -> np.ndarray:
     for centre, width, amp in traits.rhythms * hour.lognormal(0, [0.05, 0.1, 0.35], (3, 3)):
         rhythm += amp * np.exp(-0.5 * ((freqs - centre) / width) ** 2)
     log_power += np.log1p(rhythm) + hour.normal(0, 0.25) * (freqs > 30)
+    nuisance = np.random.default_rng([cfg.seed, 5, *segment.hour_key])  # the implant's hour
+    gain, tilt = nuisance.normal(0, 1, 2) * (cfg.hour_gain, cfg.hour_tilt)
+    if tilt:  # log power turned about 10 Hz
+        log_power += tilt * np.log(np.maximum(freqs, 0.3) / 10.0)
     in_band = (freqs >= traits.band[0]) & (freqs < traits.band[1])
     if preictal:
         log_power += traits.strength * in_band * hour.uniform(0.6, 1.4)
@@ -320,7 +327,7 @@ def segment_signal(cfg: SyntheticConfig, segment: PlannedSegment) -> np.ndarray:
         mixing = mixing + traits.strength * 0.25 * hour.standard_normal((CHANNELS, 1))
     signal = (mixing @ sources).T  # (samples, channels)
     signal *= traits.gains * hour.lognormal(0, 0.15, CHANNELS)
-    signal *= BACKGROUND_UV / max(float(signal.std()), 1e-12)
+    signal *= BACKGROUND_UV * np.exp(gain) / max(float(signal.std()), 1e-12)
     if segment.shift:
         signal = np.roll(signal, segment.shift, axis=0) + rng.normal(0, 2.0, signal.shape)
     _add_artefacts(rng, signal, fs)

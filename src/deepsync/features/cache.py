@@ -8,8 +8,9 @@ Layout of ``cache/features-<hash of the parameters>/``:
 - ``frames.npy``: bool (segments, frames), image frames with clean signal (the rest were
   filled: interpolated or the mean);
 - ``family_<name>.npy``: float32 (segments, windows, width) for each feature family beside
-  the band powers (``features.families``; `deepsync.features.families`), the table's
-  windows; ``params.json`` says which families the cache holds;
+  the band powers (``features.families``; `deepsync.features.families`), on the table's
+  windows, or on the family's own (the winners', NaN or -inf where dropout gave them);
+  ``params.json`` says which families the cache holds;
 - ``segments.csv``: the segment index plus row, status, dropout, all_zero, frames_valid,
   windows_valid; written when a run ends;
 - ``journal.jsonl``: one line per finished segment with the CRC-32 of its rows, appended
@@ -69,17 +70,17 @@ class Shapes:
     bands: int
     frames: int
     windows: int
-    families: tuple[tuple[str, int], ...] = ()  # (name, width) of each computed family
+    families: tuple[tuple[str, int, int], ...] = ()  # (name, windows, width) of each family
 
     @property
     def arrays(self) -> tuple[str, ...]:
-        return (*ARRAYS, *(f"family_{name}" for name, _ in self.families))
+        return (*ARRAYS, *(f"family_{name}" for name, _, _ in self.families))
 
     def of(self, name: str) -> tuple[tuple[int, ...], np.dtype]:
         n, c = self.segments, self.channels
-        widths = dict(self.families)
         if name.startswith("family_"):
-            return (n, self.windows, widths[name.removeprefix("family_")]), np.dtype(np.float32)
+            family = {f: (w, width) for f, w, width in self.families}[name.removeprefix("family_")]
+            return (n, *family), np.dtype(np.float32)
         return {
             "stacks": ((n, c, self.bands, self.frames), np.dtype(np.float16)),
             "table": ((n, self.windows, c, TABLE_COLUMNS), np.dtype(np.float32)),
@@ -258,9 +259,18 @@ class FeatureCache:
             )
 
     def window_features(self, rows: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
-        """float32 (len(rows), windows, width): the named families side by side."""
+        """float32 (len(rows), windows, width): the named families side by side (one kind
+        of window: `deepsync.features.families.same_windows`)."""
         self.check_families(names)
         return np.concatenate([np.asarray(self.families[n][rows]) for n in names], axis=2)
+
+    def kept_windows(self, rows: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
+        """bool (len(rows), windows): the windows the named families hold for ``rows``: the
+        table's kept ones, or every window of the winners' own (their models sort out the
+        values that are not finite)."""
+        if FAMILIES[names[0]].seconds is None:
+            return np.asarray(self.windows[rows])
+        return np.ones((len(rows), self.families[names[0]].shape[1]), bool)
 
     def columns(self, names: tuple[str, ...]) -> list[str]:
         """Column names of `window_features` for ``names``."""

@@ -1,4 +1,4 @@
-"""The winners' feature families, per table window, beside the band-power table.
+"""The feature families, per table window, beside the band-power table; and the winners'.
 
 Each family turns one segment's table windows into a (windows, width) float32 array;
 `FAMILIES` names them (``features.families``). The band powers (``power``) come from the
@@ -36,6 +36,7 @@ from functools import cached_property
 import numpy as np
 
 from deepsync.errors import DeepSyncError
+from deepsync.features import winners
 
 BAND_COUNT = 6
 POWER_FLOOR = 1e-12  # variances before a log, as the kernel's floor for powers
@@ -44,12 +45,21 @@ SPECTRAL = ("bandcorr", "coherence", "entropy")  # the families that need the ke
 
 @dataclass(frozen=True)
 class Family:
-    """A named feature family: its width and column names for C electrodes, and how."""
+    """A named feature family: its width and column names for C electrodes, and how.
+
+    ``seconds``: the length of its own windows, cut from the segment's first sample (the
+    winners' families: `deepsync.features.winners`); None: the table's windows.
+    """
 
     name: str
     width: Callable[[int], int]
     columns: Callable[[int], list[str]]
     compute: Callable[[SegmentWindows], np.ndarray] | None  # None: from the kernel (power)
+    seconds: float | None = None
+
+    def windows(self, samples: int, rate: float, table_windows: int) -> int:
+        """How many windows a segment of ``samples`` has in this family."""
+        return table_windows if self.seconds is None else samples // int(self.seconds * rate)
 
 
 def _pairs(channels: int) -> list[tuple[int, int]]:
@@ -107,6 +117,15 @@ class SegmentWindows:
     @property
     def count(self) -> int:
         return len(self.windows)
+
+    @cached_property
+    def signal(self) -> np.ndarray:
+        """The segment, float64 (channels, samples), for the winners' families."""
+        return self.x.astype(np.float64)
+
+    @cached_property
+    def feng_filtered(self) -> np.ndarray:
+        return winners.feng_filter(self.signal, self.rate)
 
     def samples(self) -> tuple[np.ndarray, np.ndarray]:
         """(W,) first and one-past-last sample of each window: what its frames cover."""
@@ -218,6 +237,54 @@ def stats_features(segment: SegmentWindows) -> np.ndarray:
     return _kept(segment, np.stack([log_variance, skewness, kurtosis, crossings], axis=2))
 
 
+def _rlp_columns(c: int) -> list[str]:
+    return [f"e{e + 1}_b{b + 1}" for e in range(c) for b in range(BAND_COUNT)]
+
+
+def _xfcoh_columns(c: int) -> list[str]:
+    pairs = [(a, b) for a in range(BAND_COUNT) for b in range(a, BAND_COUNT)]
+    return [f"e{e + 1}_b{a + 1}_b{b + 1}" for e in range(c) for a, b in pairs]
+
+
+def _feng_columns(c: int) -> list[str]:
+    return [f"e{e + 1}_{n}" for e in range(c) for n in (*(f"b{b + 1}" for b in range(6)), "std")]
+
+
+def _fengmore_columns(c: int) -> list[str]:
+    return _feng_columns(c) + _matrix_columns("time")(c) + _matrix_columns("bands")(c)
+
+
+WINNERS = (  # the 2016 winners' families, on their own windows (deepsync.features.winners)
+    Family(
+        "rlp",
+        lambda c: c * BAND_COUNT,
+        _rlp_columns,
+        lambda s: winners.relative_log_power(s.signal, s.rate),
+        winners.SECONDS["rlp"],
+    ),
+    Family(
+        "xfcoh",
+        lambda c: c * BAND_COUNT * (BAND_COUNT + 1) // 2,
+        _xfcoh_columns,
+        lambda s: winners.cross_frequency_coherence(s.signal, s.rate),
+        winners.SECONDS["xfcoh"],
+    ),
+    Family(
+        "feng",
+        lambda c: c * 7,
+        _feng_columns,
+        lambda s: winners.feng_spectrum(s.feng_filtered, s.rate),
+        winners.SECONDS["feng"],
+    ),
+    Family(
+        "fengmore",
+        lambda c: c * 7 + 2 * (c * (c - 1) // 2 + c),
+        _fengmore_columns,
+        lambda s: winners.feng_more(s.feng_filtered, s.rate),
+        winners.SECONDS["fengmore"],
+    ),
+)
+
 FAMILIES: dict[str, Family] = {
     family.name: family
     for family in (
@@ -263,28 +330,56 @@ FAMILIES: dict[str, Family] = {
             _per_electrode("log_variance", "skewness", "kurtosis", "zero_crossings"),
             stats_features,
         ),
+        *WINNERS,
     )
 }
-ALL = tuple(FAMILIES)
+ALL = tuple(n for n, f in FAMILIES.items() if f.seconds is None)  # the kit's: table windows
+GROUPS = {"all": ALL, "winners": tuple(f.name for f in WINNERS)}
 
 
 def parse_families(text: str, key: str = "features.families") -> tuple[str, ...]:
-    """``"power,corr"``, ``"power+corr"`` or ``"all"`` to family names in `FAMILIES` order."""
+    """``"power,corr"``, ``"power+corr"``, ``"all"`` (the kit's families, on the table's
+    windows) or ``"winners"`` (theirs, on their own), mixed, to names in `FAMILIES` order."""
     names = [n.strip() for n in text.replace("+", ",").split(",") if n.strip()]
-    if names == ["all"]:
-        return ALL
-    unknown = [n for n in names if n not in FAMILIES]
+    expanded = {m for n in names for m in GROUPS.get(n, (n,))}
+    unknown = sorted(expanded - set(FAMILIES))
     if unknown or not names:
-        raise DeepSyncError(f"{key}={text!r}: use all, or some of {', '.join(FAMILIES)}")
-    return tuple(n for n in ALL if n in names)
+        raise DeepSyncError(
+            f"{key}={text!r}: use all (the kit's families), winners (theirs), or some of "
+            f"{', '.join(FAMILIES)}"
+        )
+    return tuple(n for n in FAMILIES if n in expanded)
+
+
+def same_windows(names: tuple[str, ...], key: str) -> tuple[str, ...]:
+    """``names``, if they share one kind of window (the table's, or one length of their
+    own); else a one-line error: their rows could not stand side by side."""
+    lengths = {FAMILIES[n].seconds for n in names}
+    if len(lengths) > 1:
+        shown = ", ".join(f"{n} ({FAMILIES[n].seconds or 'table'} s)" for n in names)
+        raise DeepSyncError(
+            f"{key}: {shown} are cut into windows of different lengths; a model reads "
+            "families of one kind of window"
+        )
+    return names
 
 
 def compute_families(segment: SegmentWindows, names: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """float32 (windows, width) per named family (power excepted: the kernel's table)."""
+    """float32 (windows, width) per named family (power excepted: the kernel's table).
+
+    The kit's families are finite (dropout never reaches them); the winners' keep the NaN
+    and -inf their computation gives, for each of their models to treat as theirs did.
+    """
     out = {}
     for name in names:
         family = FAMILIES[name]
-        if family.compute is not None:
+        if family.compute is None:
+            continue
+        if family.windows(segment.x.shape[1], segment.rate, segment.count) == 0:
+            values = np.empty((0, family.width(segment.channels)))  # shorter than its window
+        else:
             values = family.compute(segment)
-            out[name] = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
+        if family.seconds is None:
+            values = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+        out[name] = values.astype(np.float32)
     return out

@@ -99,7 +99,7 @@ def _build(config: Config, folder: Path, workers: int, progress: bool) -> Featur
             if short:
                 report.warned.append(short)
                 tqdm.write(f"features: warning: {short}", file=sys.stderr)
-        jobs = _jobs(index, identity, todo, params, shapes.windows)
+        jobs = _jobs(index, identity, todo, params, shapes)
         bar = tqdm(
             total=len(index),
             initial=len(done),
@@ -180,18 +180,19 @@ def _shapes(params: FeaturesConfig, index: pd.DataFrame, identity: list) -> Shap
                 segment = read_segment(path)
         except DeepSyncError:
             continue
-        plan = plan_for(params, segment.data.shape[0], segment.sampling_rate)
-        channels = segment.data.shape[1]
+        samples, rate = segment.data.shape[0], segment.sampling_rate
+        plan = plan_for(params, samples, rate)
+        channels, windows = segment.data.shape[1], plan.table_windows.shape[0]
         return Shapes(
             len(index),
             channels,
             params.bands,
             params.frames,
-            plan.table_windows.shape[0],
+            windows,
             tuple(
-                (name, FAMILIES[name].width(channels))
-                for name in plan.families
-                if FAMILIES[name].compute is not None
+                (name, family.windows(samples, rate, windows), family.width(channels))
+                for name, family in ((n, FAMILIES[n]) for n in plan.families)
+                if family.compute is not None
             ),
         )
     raise DeepSyncError("no segment in the index could be read; check `make data`'s problems")
@@ -215,14 +216,14 @@ def _reset_if_other_layout(folder: Path, index: pd.DataFrame, shapes: Shapes) ->
     write_text(path, json.dumps(layout))
 
 
-def _jobs(index, identity, todo, params, windows):
+def _jobs(index, identity, todo, params, shapes):
     """Work for the pool, asking the OS to read files a few jobs ahead (I/O overlap)."""
     paths = index["path"].tolist()
     for i, row in enumerate(todo):
         ahead = todo[i + PREFETCH] if i + PREFETCH < len(todo) else None
         if ahead is not None:
             _prefetch(paths[ahead])
-        yield row, paths[row], identity[row], params, windows
+        yield row, paths[row], identity[row], params, shapes
 
 
 def _prefetch(path: str) -> None:
@@ -269,7 +270,7 @@ def _plan(params: FeaturesConfig, samples: int, rate: float):
 
 def _compute(job) -> tuple[int, tuple[dict, dict] | str]:
     """In a worker: one segment's rows and record, or the reason it failed."""
-    row, path, identity, params, windows = job
+    row, path, identity, params, shapes = job
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -281,14 +282,19 @@ def _compute(job) -> tuple[int, tuple[dict, dict] | str]:
         )
     except DeepSyncError as error:
         return row, str(error)
+    windows = shapes.windows
     table = np.zeros((windows, *features.table.shape[1:]), np.float32)
     kept = np.zeros(windows, bool)
     n = min(windows, len(features.window_valid))
     table[:n], kept[:n] = features.table[:n], features.window_valid[:n]
     families = {}
-    for name, values in features.families.items():  # the table's windows, padded alike
-        families[f"family_{name}"] = padded = np.zeros((windows, values.shape[1]), np.float32)
-        padded[:n] = values[:n]
+    for name, count, width in shapes.families:  # padded alike: zeros, the winners' NaN
+        values = features.families[name]
+        own = FAMILIES[name].seconds is not None
+        families[f"family_{name}"] = padded = np.full(
+            (count, width), np.nan if own else 0.0, np.float32
+        )
+        padded[: len(values)] = values[:count]
     record = {
         "identity": identity,
         "dropout": round(features.dropout, 6),

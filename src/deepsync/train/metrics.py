@@ -83,12 +83,19 @@ def oof_metrics(oof: pd.DataFrame) -> dict:
 
 
 def summary_table(metrics: dict[str, dict]) -> str:
-    """One line per model: per-patient AUCs, then pooled raw and calibrated."""
+    """One line per model: per-patient AUCs, then pooled raw and calibrated, and with a
+    ``baseline`` (the winners' recipe, the bar) among them, each model's pooled AUC less
+    the baseline's."""
     patients = sorted({p for m in metrics.values() for p in m["patients"]}, key=int)
-    head = f"{'model':<10}" + "".join(f"{'patient ' + p:>11}" for p in patients)
-    head += f"{'pooled':>9}{'calibrated':>12}"
+    width = max(10, *(len(name) + 2 for name in metrics))
+    bar = metrics.get("baseline", {}).get("pooled_auc")
+    head = f"{'model':<{width}}" + "".join(f"{'patient ' + p:>11}" for p in patients)
+    head += f"{'pooled':>9}{'calibrated':>12}" + (f"{'vs baseline':>13}" if bar else "")
     lines = [head]
     for name, m in metrics.items():
         cells = "".join(f"{m['patients'].get(p, {}).get('auc', math.nan):>11.3f}" for p in patients)
-        lines.append(f"{name:<10}{cells}{m['pooled_auc']:>9.3f}{m['pooled_auc_calibrated']:>12.3f}")
+        line = f"{name:<{width}}{cells}{m['pooled_auc']:>9.3f}{m['pooled_auc_calibrated']:>12.3f}"
+        if bar and name != "baseline":
+            line += f"{m['pooled_auc'] - bar:>+13.3f}"
+        lines.append(line)
     return "\n".join(lines)

@@ -363,6 +363,11 @@ def summary(report: TrainReport) -> str:
         "  pooled: one AUC over all patients' segments, as the leaderboard scores; "
         "calibrated: per-patient Platt scaling, cross-fitted"
     )
+    if "baseline" in report.metrics:
+        lines.append(
+            "  baseline: the 2016 winners' best single model (relative log power, bagged "
+            "XGBoost), the bar; vs baseline: pooled AUC less the baseline's"
+        )
     for message in report.warned[:5]:
         lines.append(f"  warning: {message}")
     for name in report.metrics:

@@ -1,14 +1,19 @@
-"""The winners' kind of models: classifiers on window rows of chosen feature families.
+"""Window models: classifiers on window rows of chosen feature families.
 
-A model is named ``ESTIMATOR:FAMILY+FAMILY`` in ``train.models`` (``gbm:power+corr``,
-``knn:power``, ``svm:all``; the families default to ``power``), or ``baseline``: the
-``baseline.estimator`` on the band powers, the bar the CNN must clear. Each kept window
-of a segment (`deepsync.features.families`) is one row, labelled with its segment's
-class; a segment's score combines its windows' scores (``baseline.combine``: max by
-default, as the winners found). Per patient, per fold, on the run's folds.
+A model of ``train.models`` is one of:
+- ``ESTIMATOR:FAMILY+FAMILY`` (``gbm:power+corr``, ``knn:power``, ``svm:all``; the families
+  default to ``power``): the kit's own, an estimator of `ESTIMATORS` on its families,
+  combining window scores by ``baseline.combine`` (max by default, as the winners found);
+- a recipe of the 2016 winners by its name (`deepsync.train.winners.RECIPES`:
+  ``ag_rlp_xgb``, ``feng_knn``, ...), at their settings, on their features;
+- ``baseline``: the winners' best single model (Alex and Gilberto's relative log power
+  in bagged XGBoost, ``ag_rlp_xgb``), the bar every other model must clear.
+Each window of a segment (`deepsync.features.families`) is one row, labelled with its
+segment's class; a segment's score combines its windows' scores. Per patient, per fold,
+on the run's folds.
 
-`ESTIMATORS` is the registry: one function per name builds an untrained scikit-learn
-style estimator; a new model is one decorated function.
+`ESTIMATORS` is the registry of the kit's estimators: one function per name builds an
+untrained scikit-learn style estimator; a new model is one decorated function.
 """
 
 from __future__ import annotations
@@ -22,10 +27,12 @@ import numpy as np
 
 from deepsync.config import BaselineConfig
 from deepsync.errors import DeepSyncError
-from deepsync.features.families import parse_families
+from deepsync.features.families import parse_families, same_windows
+from deepsync.train.winners import RECIPES
 
 ESTIMATORS: dict[str, Callable[[BaselineConfig, int, int], object]] = {}
 KINDS = ("baseline", "cnn")  # the two models named without an estimator
+BASELINE = "ag_rlp_xgb"  # the recipe `baseline` names: the winners' best single model
 
 
 def register(name: str):
@@ -108,14 +115,19 @@ def _knn(cfg: BaselineConfig, seed: int, rows: int):
 class ModelSpec:
     """One entry of ``train.models``: what it is called, and how it is made."""
 
-    name: str  # as written in tables: baseline, cnn, gbm:power+corr
-    estimator: str  # a name of ESTIMATORS, or cnn
+    name: str  # as written in tables: baseline, cnn, gbm:power+corr, feng_knn
+    estimator: str  # a name of ESTIMATORS or RECIPES, or cnn
     families: tuple[str, ...] = ()
 
     @property
     def folder(self) -> str:
         """Its folder in a run: the name with ':' as '-' (gbm-power+corr)."""
         return self.name.replace(":", "-")
+
+    @property
+    def recipe(self):
+        """The winners' recipe this model follows, or None (the kit's own)."""
+        return RECIPES.get(self.estimator)
 
 
 def parse_models(text: str, baseline: BaselineConfig) -> list[ModelSpec]:
@@ -125,17 +137,19 @@ def parse_models(text: str, baseline: BaselineConfig) -> list[ModelSpec]:
         estimator, _, families = entry.partition(":")
         if entry == "cnn":
             specs.append(ModelSpec("cnn", "cnn"))
-        elif entry == "baseline":
-            specs.append(ModelSpec("baseline", baseline.estimator, ("power",)))
+        elif entry in ("baseline", *RECIPES):
+            recipe = RECIPES[BASELINE if entry == "baseline" else entry]
+            specs.append(ModelSpec(entry, recipe.name, parse_families("+".join(recipe.families))))
         elif estimator in ESTIMATORS:
-            names = parse_families(families or "power", f"train.models entry {entry}")
+            key = f"train.models entry {entry}"
+            names = same_windows(parse_families(families or "power", key), key)
             shown = "all" if families == "all" else "+".join(names)
             specs.append(ModelSpec(f"{estimator}:{shown}", estimator, names))
         else:
             raise DeepSyncError(
-                f"train.models entry {entry!r}: use baseline, cnn, or ESTIMATOR[:FAMILIES] "
-                f"with an estimator of {', '.join(ESTIMATORS)} and families joined by + "
-                "(gbm:power+corr, svm:all)"
+                f"train.models entry {entry!r}: use baseline, cnn, a recipe of the 2016 "
+                f"winners ({', '.join(RECIPES)}), or ESTIMATOR[:FAMILIES] with an estimator of "
+                f"{', '.join(ESTIMATORS)} and families joined by + (gbm:power+corr, svm:all)"
             )
     names = [s.name for s in specs]
     if not specs or len(set(names)) != len(names):
@@ -143,12 +157,21 @@ def parse_models(text: str, baseline: BaselineConfig) -> list[ModelSpec]:
     return specs
 
 
-def window_rows(cache, rows: np.ndarray, families: tuple[str, ...]):
-    """Kept windows of the cache ``rows``: features (windows, width), owner index into rows."""
-    kept = np.asarray(cache.windows[rows])  # (segments, W)
+def window_rows(cache, rows: np.ndarray, families: tuple[str, ...], non_finite: str = "zero"):
+    """Kept windows of the cache ``rows``: features (windows, width), owner index into rows.
+
+    Values that are not finite (only the winners' families hold them): ``drop`` leaves
+    their windows out, ``zero`` sets them to 0, ``missing`` to NaN (XGBoost's missing).
+    """
+    kept = cache.kept_windows(rows, families)  # (segments, W)
     owner, window = np.nonzero(kept)
-    values = cache.window_features(rows, families)  # (segments, W, width)
-    return values[owner, window], owner
+    values = cache.window_features(rows, families)[owner, window]  # (windows, width)
+    finite = np.isfinite(values)
+    if non_finite == "drop":
+        whole = finite.all(axis=1)
+        return values[whole], owner[whole]
+    values[~finite] = 0.0 if non_finite == "zero" else np.nan
+    return values, owner
 
 
 def combine(scores: np.ndarray, owner: np.ndarray, segments: int, how: str, empty: float):
@@ -187,14 +210,20 @@ def fit_predict(
     """Fit on the training segments' windows; segment scores for each array of rows.
 
     A segment without a kept window (dropout everywhere) gets the training base rate.
+    A recipe of the winners brings its own estimator, treatment of values that are not
+    finite, and combination; the kit's models take ``cfg``'s.
     """
-    features, owner = window_rows(cache, train_rows, spec.families)
-    model = ESTIMATORS[spec.estimator](cfg, seed, len(features))
+    recipe = spec.recipe
+    non_finite = recipe.non_finite if recipe else "zero"
+    features, owner = window_rows(cache, train_rows, spec.families, non_finite)
+    make = recipe.make if recipe else lambda s, n: ESTIMATORS[spec.estimator](cfg, s, n)
+    model = make(seed, len(features))
     model.fit(features, train_labels[owner])
     prior = float(np.mean(train_labels))
+    how = recipe.combine if recipe else cfg.combine
     out = []
     for rows in predict_rows:
-        x, who = window_rows(cache, rows, spec.families)
+        x, who = window_rows(cache, rows, spec.families, non_finite)
         scores = _scores(model, x) if len(x) else np.empty(0)
-        out.append(combine(scores, who, len(rows), cfg.combine, prior))
+        out.append(combine(scores, who, len(rows), how, prior))
     return out
