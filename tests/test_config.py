@@ -70,7 +70,17 @@ def test_profile_type_checked(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "name", ["demo", "demo-inception", "gpu", "gpu-inception", "study", "winners"]
+    "name",
+    [
+        "demo",
+        "demo-inception",
+        "gpu",
+        "gpu-inception",
+        "nuisance",
+        "nuisance-long",
+        "study",
+        "winners",
+    ],
 )
 def test_named_profiles_load_and_name_their_run(name):
     config = load_config(name)
@@ -81,7 +91,8 @@ def test_named_profiles_load_and_name_their_run(name):
 def test_an_unknown_profile_lists_the_named_ones():
     with pytest.raises(
         DeepSyncError,
-        match="named profiles: demo, demo-inception, gpu, gpu-inception, study, winners",
+        match="named profiles: demo, demo-inception, gpu, gpu-inception, nuisance, "
+        "nuisance-long, study, winners",
     ):
         load_config("nosuch")
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from deepsync.config import load_config
 from deepsync.errors import DeepSyncError
 from deepsync.study import (
     Grid,
@@ -78,7 +79,7 @@ def test_a_bad_grid_is_a_one_line_error(tmp_path, text, message):
 
 
 def test_the_kit_grids_load_and_every_variant_is_a_valid_config(tmp_path):
-    with pytest.raises(DeepSyncError, match="named grids: default, families"):
+    with pytest.raises(DeepSyncError, match="named grids: default, families, winners"):
         load_grid(tmp_path / "missing.toml")
     grid = load_grid()
     runs = run_configs(grid, "study", [])
@@ -89,7 +90,10 @@ def test_the_kit_grids_load_and_every_variant_is_a_valid_config(tmp_path):
     families = run_configs(load_grid("families"), "study", [])
     assert report_folder(load_grid("families"), families[0][2]).name == "study-families"
     models = {config.train.models for _, _, config in families}
-    assert len(models) == len(families) == 8 and all("cnn" not in m for m in models)
+    assert len(models) == len(families) == 9 and all("cnn" not in m for m in models)
+    winners = {v.name: config for v, _, config in run_configs(load_grid("winners"), "demo", [])}
+    assert winners["winners"].features.families == "all,winners"  # their own cache
+    assert winners["kit"].train.models == load_config("demo").train.models  # the defaults
     bad = Grid((Variant("typo", ("cnn.epoch=3",)),), (1,))
     with pytest.raises(DeepSyncError, match="study variant typo: unknown setting cnn.epoch"):
         run_configs(bad, None, [])

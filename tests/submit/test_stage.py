@@ -32,7 +32,7 @@ def test_the_description_and_ledger_say_where_it_came_from(submit_config):
     report = make_submission(submit_config)
     described = json.loads(report.path.with_suffix(".json").read_text())
     assert described["run"] == "submitting" and described["model"] == report.chosen.model
-    assert set(described["candidates"]) == {"baseline", "cnn", "logistic:all", "gbm:all", "blend"}
+    assert set(described["candidates"]) == {"baseline", "cnn", "logistic:share", "blend"}
     assert described["run_settings"]["cnn"]["model"] == "test_resnet"
     (event,) = ledger.read(submit_config.submit.folder).itertuples()
     assert event.event == "written" and event.file == "submitting.csv"
@@ -156,19 +156,19 @@ def test_the_leaderboard_lists_each_submission_once_with_its_scores(submit_confi
 def test_the_blend_takes_the_named_models_and_given_weights(submit_config):
     everyone = make_submission(submit_config)
     blend = next(c for c in everyone.candidates if c.model == "blend")
-    assert [m for m in ("baseline", "cnn", "logistic:all", "gbm:all") if m in blend.calibration]
-    assert blend.calibration.count("+") == 3  # four models: each one's calibration
+    assert all(m in blend.calibration for m in ("baseline", "cnn", "logistic:share"))
+    assert blend.calibration.count("+") == 2  # three models: each one's calibration
     chosen = with_submit(
-        submit_config, blend="cnn,gbm:all,baseline", blend_weights="1,2,1", model="blend"
+        submit_config, blend="cnn,logistic:share,baseline", blend_weights="1,2,1", model="blend"
     )
     report = make_submission(chosen)
     assert report.chosen.model == "blend"
-    assert report.chosen.calibration.endswith("weights cnn 1 gbm:all 2 baseline 1")
+    assert report.chosen.calibration.endswith("weights cnn 1 logistic:share 2 baseline 1")
     assert "given weights" in report.chosen.measured
     assert report.config_hash != everyone.config_hash  # another blend, another file
-    with pytest.raises(DeepSyncError, match="names svm:power, not trained in this run"):
+    with pytest.raises(DeepSyncError, match="names svm:share, not trained in this run"):
         make_submission(with_submit(submit_config, blend="cnn,svm"))
     with pytest.raises(DeepSyncError, match="gives 2 weights for 3 models"):
         make_submission(
-            with_submit(submit_config, blend="cnn,gbm:all,baseline", blend_weights="1,1")
+            with_submit(submit_config, blend="cnn,logistic:share,baseline", blend_weights="1,1")
         )

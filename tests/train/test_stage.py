@@ -34,7 +34,7 @@ def tiny_set_of(cache):
 def test_the_run_folder_holds_folds_predictions_and_metrics(trained):
     config, cache, report = trained
     folder = report.folder
-    models = ("baseline", "cnn", "logistic-all", "gbm-all")  # the default train.models
+    models = ("baseline", "cnn", "logistic-share")  # the default train.models
     assert {p.name for p in folder.iterdir()} == {"config.json", "folds.csv", *models}
     folds = pd.read_csv(folder / "folds.csv")
     for model in models:
@@ -53,7 +53,7 @@ def test_the_run_folder_holds_folds_predictions_and_metrics(trained):
     assert saved["settings"]["cnn"]["model"] == "test_resnet" and saved["versions"]["torch"]
     assert (folder / "cnn" / "patient1" / "fold0" / "best.pt").exists()
     text = summary(report)
-    assert all(m in text for m in ("baseline", "cnn", "logistic:all", "gbm:all", "pooled"))
+    assert all(m in text for m in ("baseline", "cnn", "logistic:share", "pooled", "vs baseline"))
 
 
 def test_a_rerun_reuses_finished_folds(trained, monkeypatch):

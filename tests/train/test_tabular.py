@@ -25,7 +25,7 @@ def test_model_names_parse_into_estimators_and_families():
         ("baseline", "ag_rlp_xgb", ("rlp",), "baseline"),
         ("cnn", "cnn", (), "cnn"),
         ("gbm:power+corr", "gbm", ("power", "corr"), "gbm-power+corr"),
-        ("knn:power", "knn", ("power",), "knn-power"),
+        ("knn:share", "knn", ("share",), "knn-share"),
         ("svm:all", "svm", ALL, "svm-all"),
         ("logistic:power+stats", "logistic", ("power", "stats"), "logistic-power+stats"),
         ("feng_knn", "feng_knn", ("feng",), "feng_knn"),
@@ -42,7 +42,7 @@ def test_model_names_parse_into_estimators_and_families():
         ("gbm:colour", "train.models entry gbm:colour='colour': use all .the kit's families."),
         ("gbm:power+rlp", "power .table s., rlp .20.0 s. are cut into windows of different"),
         ("gbm:corr,gbm:corr", "name each model once"),
-        ("gbm:power,gbm", "name each model once"),  # the same model twice
+        ("gbm:share,gbm", "name each model once"),  # the same model twice
     ],
 )
 def test_a_bad_model_name_is_a_one_line_error(text, message):

@@ -164,3 +164,14 @@ def test_the_winners_blend_is_their_equal_rank_average(winners_run):
     labels = pd.read_csv(trained_models(report.folder)["baseline"] / "oof.csv")
     labels = labels.set_index("segment")["label"].reindex(blend.oof.index)
     assert blend.oof_auc == pytest.approx(auc(labels, expected))
+
+
+def test_a_window_with_one_clean_slice_stays_finite():
+    """All coherences 1 (one slice): singular, and indefinite by 1e-8 once stored in float32."""
+    rng = np.random.default_rng(3)
+    upper = np.triu_indices(6)
+    rows = spd(rng, 10)[:, None][..., upper[0], upper[1]].reshape(10, -1)
+    rows = np.vstack([rows, np.ones((1, 21))]).astype(np.float32).astype(np.float64)
+    rows[-1, 3] -= 4e-8
+    out = winners.CoherenceTangentSpace(bands=6).fit_transform(rows)
+    assert np.isfinite(out).all()

@@ -242,10 +242,11 @@ class FeatureCache:
         families = {
             name: np.load(folder / f"family_{name}.npy", mmap_mode="r")
             for name in held
-            if name != "power"
+            if FAMILIES[name].compute is not None
         }
-        if "power" in held:  # the band-power table, seen as a family
-            families["power"] = arrays["table"].reshape(*arrays["table"].shape[:2], -1)
+        table = arrays["table"]  # every cache's: the band powers, seen as two families
+        families["power"] = table.reshape(*table.shape[:2], -1)
+        families["share"] = table[..., TABLE_COLUMNS // 2 :]  # (N, W, C, 6): reshaped as read
         return cls(folder, segments, **arrays, families=families)
 
     def check_families(self, names: tuple[str, ...]) -> None:
@@ -262,7 +263,9 @@ class FeatureCache:
         """float32 (len(rows), windows, width): the named families side by side (one kind
         of window: `deepsync.features.families.same_windows`)."""
         self.check_families(names)
-        return np.concatenate([np.asarray(self.families[n][rows]) for n in names], axis=2)
+        parts = [np.asarray(self.families[n][rows]) for n in names]
+        flat = [p.reshape(*p.shape[:2], int(np.prod(p.shape[2:]))) for p in parts]
+        return np.concatenate(flat, axis=2)
 
     def kept_windows(self, rows: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
         """bool (len(rows), windows): the windows the named families hold for ``rows``: the

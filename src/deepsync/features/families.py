@@ -13,6 +13,8 @@ table row does.
 
 Families, per window (C electrodes, P = C (C - 1) / 2 pairs, the six canonical bands):
 - ``power``: log power and log share of the total in the six bands (C x 12);
+- ``share``: the log shares alone (C x 6), blind to a gain common to the bands (read from
+  the band-power table: every cache holds it);
 - ``corr``: Pearson correlation of the electrodes' samples (P, upper triangle row by row)
   and the correlation matrix's eigenvalues, ascending (C);
 - ``bandcorr``: per band, the correlation of the band-filtered signals (the real part of
@@ -25,6 +27,10 @@ Families, per window (C electrodes, P = C (C - 1) / 2 pairs, the six canonical b
 - ``hjorth``: per electrode, log activity (variance), mobility and complexity (C x 3);
 - ``stats``: per electrode, log variance, skewness, excess kurtosis and zero crossings
   (of the mean) per second (C x 4).
+
+And the 2016 winners' four, on their own windows (`deepsync.features.winners`): ``rlp``
+(relative log power, 20 s), ``xfcoh`` (cross-frequency coherence, 20 s), ``feng`` (Feng's
+band log-spectra, 30 s) and ``fengmore`` (with his correlations, 50 s).
 """
 
 from __future__ import annotations
@@ -299,6 +305,12 @@ FAMILIES: dict[str, Family] = {
             ],
             None,
         ),
+        Family(
+            "share",
+            lambda c: c * BAND_COUNT,
+            lambda c: [f"e{e + 1}_b{b + 1}_rel" for e in range(c) for b in range(BAND_COUNT)],
+            None,
+        ),
         Family("corr", lambda c: c * (c - 1) // 2 + c, _matrix_columns("corr"), corr_features),
         Family(
             "bandcorr",
@@ -333,7 +345,8 @@ FAMILIES: dict[str, Family] = {
         *WINNERS,
     )
 }
-ALL = tuple(n for n, f in FAMILIES.items() if f.seconds is None)  # the kit's: table windows
+# The kit's, on the table's windows (share: the power table's log shares, held in power)
+ALL = tuple(n for n, f in FAMILIES.items() if f.seconds is None and n != "share")
 GROUPS = {"all": ALL, "winners": tuple(f.name for f in WINNERS)}
 
 

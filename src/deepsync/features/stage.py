@@ -180,22 +180,27 @@ def _shapes(params: FeaturesConfig, index: pd.DataFrame, identity: list) -> Shap
                 segment = read_segment(path)
         except DeepSyncError:
             continue
-        samples, rate = segment.data.shape[0], segment.sampling_rate
-        plan = plan_for(params, samples, rate)
-        channels, windows = segment.data.shape[1], plan.table_windows.shape[0]
-        return Shapes(
-            len(index),
-            channels,
-            params.bands,
-            params.frames,
-            windows,
-            tuple(
-                (name, family.windows(samples, rate, windows), family.width(channels))
-                for name, family in ((n, FAMILIES[n]) for n in plan.families)
-                if family.compute is not None
-            ),
-        )
+        return shapes_of(params, segment, len(index))
     raise DeepSyncError("no segment in the index could be read; check `make data`'s problems")
+
+
+def shapes_of(params: FeaturesConfig, segment, count: int) -> Shapes:
+    """The shapes of a cache of ``count`` segments like ``segment``."""
+    samples, rate = segment.data.shape[0], segment.sampling_rate
+    plan = plan_for(params, samples, rate)
+    channels, windows = segment.data.shape[1], plan.table_windows.shape[0]
+    return Shapes(
+        count,
+        channels,
+        params.bands,
+        params.frames,
+        windows,
+        tuple(
+            (name, family.windows(samples, rate, windows), family.width(channels))
+            for name, family in ((n, FAMILIES[n]) for n in plan.families)
+            if family.compute is not None
+        ),
+    )
 
 
 def _reset_if_other_layout(folder: Path, index: pd.DataFrame, shapes: Shapes) -> None:

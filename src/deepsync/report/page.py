@@ -159,6 +159,12 @@ def _run_section(page: Page, run: Path) -> None:
         f"{run.name}_roc",
         "out-of-fold ROC curves per patient and pooled over patients (as the leaderboard pools)",
     )
+    if "baseline" in models:
+        page.note(
+            "baseline: the 2016 winners' best single model (Alex and Gilberto's relative log "
+            "power in bagged XGBoost), the bar every other model must clear; vs baseline: "
+            "a model's pooled OOF AUC less the baseline's"
+        )
     page.table(_fold_table(models))
     logs = {}
     for log in sorted(run.glob("cnn/*/fold*/log.csv")):
@@ -174,10 +180,12 @@ def _run_section(page: Page, run: Path) -> None:
 
 
 def _fold_table(models: dict[str, Path]) -> pd.DataFrame:
-    """One row per model and patient: each fold's AUC, the patient's, pooled and calibrated."""
+    """One row per model and patient: each fold's AUC, the patient's, pooled and calibrated,
+    and the pooled AUC less the baseline's."""
     rows = []
-    for model, folder in models.items():
-        metrics = read_json(folder / "metrics.json")
+    every = {model: read_json(folder / "metrics.json") for model, folder in models.items()}
+    bar = every.get("baseline", {}).get("pooled_auc")
+    for model, metrics in every.items():
         for patient, values in sorted(metrics["patients"].items(), key=lambda kv: int(kv[0])):
             row = {"model": model, "patient": patient}
             row |= {f"fold {k}": v for k, v in enumerate(values["folds"])}
@@ -189,6 +197,7 @@ def _fold_table(models: dict[str, Path]) -> pd.DataFrame:
                 "patient": "pooled",
                 "patient AUC": metrics["pooled_auc"],
                 "calibrated": metrics["pooled_auc_calibrated"],
+                **({"vs baseline": metrics["pooled_auc"] - bar} if bar is not None else {}),
             }
         )
     return pd.DataFrame(rows)

@@ -1,8 +1,8 @@
 """Window models: classifiers on window rows of chosen feature families.
 
 A model of ``train.models`` is one of:
-- ``ESTIMATOR:FAMILY+FAMILY`` (``gbm:power+corr``, ``knn:power``, ``svm:all``; the families
-  default to ``power``): the kit's own, an estimator of `ESTIMATORS` on its families,
+- ``ESTIMATOR:FAMILY+FAMILY`` (``gbm:power+corr``, ``knn:share``, ``svm:all``; the families
+  default to ``share``): the kit's own, an estimator of `ESTIMATORS` on its families,
   combining window scores by ``baseline.combine`` (max by default, as the winners found);
 - a recipe of the 2016 winners by its name (`deepsync.train.winners.RECIPES`:
   ``ag_rlp_xgb``, ``feng_knn``, ...), at their settings, on their features;
@@ -142,7 +142,7 @@ def parse_models(text: str, baseline: BaselineConfig) -> list[ModelSpec]:
             specs.append(ModelSpec(entry, recipe.name, parse_families("+".join(recipe.families))))
         elif estimator in ESTIMATORS:
             key = f"train.models entry {entry}"
-            names = same_windows(parse_families(families or "power", key), key)
+            names = same_windows(parse_families(families or "share", key), key)
             shown = "all" if families == "all" else "+".join(names)
             specs.append(ModelSpec(f"{estimator}:{shown}", estimator, names))
         else:

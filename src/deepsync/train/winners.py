@@ -201,10 +201,10 @@ class CoherenceTangentSpace(TransformerMixin, BaseEstimator):
     def transform(self, x):
         upper = np.triu_indices(self.bands)
         matrices = self._matrices(x.reshape(len(x), -1, upper[0].size), upper)  # (N, C, D, D)
-        logs = _spd_function(matrices, np.log)
+        logs = _spd_function(matrices, _log)
         reference = _spd_function(logs.mean(axis=0), np.exp)  # (C, D, D)
         whitening = _spd_function(reference, lambda w: w**-0.5)
-        tangent = _spd_function(whitening @ matrices @ whitening, np.log)
+        tangent = _spd_function(whitening @ matrices @ whitening, _log)
         coefficients = np.where(upper[0] == upper[1], 1.0, np.sqrt(2.0))
         rows = tangent[..., upper[0], upper[1]] * coefficients
         return rows.reshape(len(x), -1)
@@ -218,6 +218,13 @@ class CoherenceTangentSpace(TransformerMixin, BaseEstimator):
         shrink = 1e-9  # pyRiemann's Shrinkage(1e-9)
         trace = np.trace(out, axis1=-2, axis2=-1)[..., None, None] / self.bands
         return (1 - shrink) * out + shrink * trace * np.eye(self.bands)
+
+
+def _log(values: np.ndarray) -> np.ndarray:
+    """The log of eigenvalues, those below 1e-12 taken as 1e-12: a window with one clean
+    slice has a singular coherence matrix, and its float32 copy in the cache can be
+    indefinite by 1e-8 (theirs, in float64, kept the shrinkage's 1e-9)."""
+    return np.log(np.maximum(values, 1e-12))
 
 
 def _spd_function(matrices: np.ndarray, function) -> np.ndarray:
