@@ -433,3 +433,17 @@ def test_damaged_files_are_refused_or_read_as_loadmat_reads_them(
     except NotRecognised:
         return
     assert_matches_loadmat(path)
+
+
+def test_a_nul_counted_into_a_variable_name_goes_to_scipy(tmp_path):
+    """A damaged name length (10 -> 11) takes the padding's NUL into the name: loadmat then
+    names the variable 'dataStruct\\x00', so the fast reader must not call it dataStruct
+    (found by the damaged-files property test: position 172, value 11)."""
+    path = tmp_path / "1_1_0.mat"
+    write_segment(path, signal(3), sequence=None, compress=False)
+    raw = bytearray(path.read_bytes())
+    assert raw[172] == 10 and bytes(raw[176:186]) == b"dataStruct"
+    raw[172] = 11
+    path.write_bytes(raw)
+    assert "dataStruct\x00" in scipy.io.loadmat(path)
+    assert_not_recognised(path)

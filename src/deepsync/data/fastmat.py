@@ -305,6 +305,8 @@ def _array_header(body: memoryview, end: int) -> tuple[int, tuple[int, int], str
     kind, name_bytes, pos = _element(body, pos, end)
     if kind != MI_INT8:
         raise NotRecognised(f"array name of type {kind}")
+    if b"\0" in bytes(name_bytes):  # an array name's length is its own: loadmat keeps a NUL
+        raise NotRecognised(f"array name {bytes(name_bytes)!r} holds a NUL")
     return flag_word & CLASS_MASK, dims, _ascii(name_bytes), pos
 
 
