@@ -265,7 +265,7 @@ WINNERS = (  # the 2016 winners' families, on their own windows (deepsync.featur
         "rlp",
         lambda c: c * BAND_COUNT,
         _rlp_columns,
-        lambda s: winners.relative_log_power(s.signal, s.rate),
+        lambda s: winners.relative_log_power(s.x, s.rate),
         winners.SECONDS["rlp"],
     ),
     Family(

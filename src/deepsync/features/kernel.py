@@ -492,3 +492,48 @@ def _moment_step(sums, now, out, weight, pair, triple):  # pragma: no cover - nu
         sums[8 * LANES + c] = value
         sums[9 * LANES + c] = above
         sums[10 * LANES + c] = step
+
+
+@njit(cache=True, nogil=True)
+def welch_kernel(x, window, hop, window_samples, scale, band_lo, band_hi, out):  # pragma: no cover
+    """Welch's mean PSD per band of each non-overlapping window, in float64: ``out``
+    (W, C, D) holds, per window of ``window_samples`` from sample 0, channel and band
+    [band_lo[d], band_hi[d]) of rfft bins, the mean over the band's bins of the mean
+    over the window's frames of the detrended, windowed one-sided PSD.
+
+    As ``scipy.signal.welch(nperseg=L, noverlap=L - hop, detrend="constant")`` (float64):
+    x: (C, N) float32; window: (L,) float64; scale: (K,) float64 PSD scaling per bin.
+    """
+    length = window.size
+    bins = length // 2 + 1
+    count = (window_samples - length) // hop + 1
+    dft = np.fft.rfft(window)  # a frame's mean m adds m * DFT(window): detrend after
+    frames = np.empty((count, length))
+    means = np.empty(count)
+    power = np.empty(bins)
+    for c in range(x.shape[0]):
+        for w in range(out.shape[0]):
+            start = w * window_samples
+            for j in range(count):
+                samples = x[c, start + j * hop : start + j * hop + length]
+                frame = frames[j]
+                total = 0.0
+                for i in range(length):
+                    value = np.float64(samples[i])
+                    frame[i] = value * window[i]
+                    total += value
+                means[j] = total / length
+            spectrum = np.fft.rfft(frames)  # (count, K) complex128
+            power[:] = 0.0
+            for j in range(count):
+                m = means[j]
+                row = spectrum[j]
+                for k in range(bins):
+                    re = row[k].real - m * dft[k].real
+                    im = row[k].imag - m * dft[k].imag
+                    power[k] += re * re + im * im
+            for d in range(band_lo.size):
+                total = 0.0
+                for k in range(band_lo[d], band_hi[d]):
+                    total += power[k] * scale[k]
+                out[w, c, d] = total / (count * (band_hi[d] - band_lo[d]))

@@ -333,6 +333,14 @@ def _write_manifest(folder: Path, index: pd.DataFrame, done: dict[int, dict]) ->
     write_csv(folder / "segments.csv", manifest)
 
 
+def _described(name: str, values) -> str:
+    """``rlp 96 (6 windows of 20 s)``: a family's width, and its own windows if it has them."""
+    width = int(np.prod(values.shape[2:]))
+    seconds = FAMILIES[name].seconds
+    own = f" ({values.shape[1]} windows of {seconds:g} s)" if seconds else ""
+    return f"{name} {width}{own}"
+
+
 def summary(report: FeatureReport) -> str:
     """Counts, dropout, speed, where the cache is, and every failure with its reason."""
     lines = [
@@ -354,7 +362,7 @@ def summary(report: FeatureReport) -> str:
             f"  cache: {size / 1e6:,.0f} MB; stacks {cache.stacks.shape} float16, "
             f"table {cache.table.shape}"
         )
-        widths = ", ".join(f"{n} {a.shape[2]}" for n, a in cache.families.items())
+        widths = ", ".join(_described(n, a) for n, a in cache.families.items())
         lines.append(f"  feature families (per window): {widths}")
     for message in report.warned[:10]:
         lines.append(f"  warning: {message}")

@@ -58,25 +58,30 @@ def window_count(samples: int, rate: float, name: str) -> int:
 
 
 def relative_log_power(x: np.ndarray, rate: float) -> np.ndarray:
-    """(W, C x 6): log of each band's share of the six band means of Welch's PSD."""
-    windows = windows_of(x, rate, SECONDS["rlp"])
-    hop = WELCH_LENGTH - int(WELCH_LENGTH * WELCH_OVERLAP)
+    """(W, C x 6): log of each band's share of the six band means of Welch's PSD.
+
+    x: (C, N) float32 or float64 (the kernel reads float32 samples, computes in float64).
+    """
+    from deepsync.features.kernel import welch_kernel  # numba: only when used
+
+    length = int(SECONDS["rlp"] * rate)
+    count = x.shape[1] // length
     window = scipy.signal.get_window("hann", WELCH_LENGTH)  # periodic, as welch's default
-    whole = np.fft.rfft(window)  # a frame's mean times this: the FFT of the mean's share
     freqs = np.fft.rfftfreq(WELCH_LENGTH, 1.0 / rate)
-    psd = np.empty((*windows.shape[:2], freqs.size))
-    for c in range(windows.shape[1]):  # a channel at a time: the frames stay in cache
-        frames = np.lib.stride_tricks.sliding_window_view(windows[:, c], WELCH_LENGTH, axis=1)
-        frames = frames[:, ::hop]  # (W, frames, L)
-        spectra = scipy.fft.rfft(frames * window, axis=2)
-        spectra -= frames.mean(axis=2, keepdims=True) * whole  # constant detrend
-        psd[:, c] = (spectra.real**2 + spectra.imag**2).mean(axis=1)
-    psd *= 1.0 / (rate * np.sum(window**2))
-    psd[..., 1 : (WELCH_LENGTH + 1) // 2] *= 2  # one-sided: all but DC (and Nyquist)
-    bands = np.stack([psd[..., (freqs >= a) & (freqs < b)].mean(axis=2) for a, b in AG_BANDS_HZ])
+    scale = np.full(freqs.size, 2.0 / (rate * np.sum(window**2)))  # one-sided density
+    scale[0] /= 2
+    if WELCH_LENGTH % 2 == 0:
+        scale[-1] /= 2  # the Nyquist bin is not doubled
+    bins = [np.flatnonzero((freqs >= a) & (freqs < b)) for a, b in AG_BANDS_HZ]
+    lo = np.array([b[0] for b in bins], np.int64)
+    hi = np.array([b[-1] + 1 for b in bins], np.int64)
+    bands = np.empty((count, x.shape[0], lo.size))
+    hop = WELCH_LENGTH - int(WELCH_LENGTH * WELCH_OVERLAP)
+    samples = np.ascontiguousarray(x, dtype=np.float32)
+    welch_kernel(samples, window, hop, length, scale, lo, hi, bands)
     with np.errstate(divide="ignore", invalid="ignore"):  # dropout: NaN or -inf, as theirs
-        share = np.log(bands / bands.sum(axis=0))  # (6, W, C)
-    return share.transpose(1, 2, 0).reshape(len(windows), -1)
+        share = np.log(bands / bands.sum(axis=2, keepdims=True))  # (W, C, 6)
+    return share.reshape(count, -1)
 
 
 def cross_frequency_coherence(x: np.ndarray, rate: float) -> np.ndarray:
