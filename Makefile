@@ -13,7 +13,8 @@ DS     := $(BIN)/deepsync
 #              (bench-train; it uses PROFILE=gpu-inception unless given)
 #   SUBMIT=1 MSG="..." (make submit sends to Kaggle)   KAGGLE=1 (make leaderboard asks Kaggle)
 #   FILE=path.csv (validate, score)   FILES="a.csv b.csv" WEIGHTS=2,1 OUT=path.csv (blend)
-#   STUDY="--only a,b --seeds 1,2 --grid file.toml" (make study; it uses PROFILE=study)
+#   STUDY="--only a,b --seeds 1,2 --scenarios band,spikes --grid file.toml" (make study: the
+#          scenario grid on PROFILE=scenarios; given another PROFILE, its default grid)
 #   PATIENTS="1 2 3" (make kernel: one kernel per patient; kernels use PROFILE=gpu unless given)
 SOURCE         ?=
 DATA_DIR       ?=
@@ -33,7 +34,8 @@ STUDY          ?=
 
 GLOBAL_ARGS := $(if $(PROFILE),--profile $(PROFILE)) $(foreach s,$(SET),--set $(s))
 DEMO_ARGS   := --profile $(or $(PROFILE),demo) $(foreach s,$(SET),--set $(s))
-STUDY_ARGS  := --profile $(or $(PROFILE),study) $(foreach s,$(SET),--set $(s))
+STUDY_ARGS  := --profile $(or $(PROFILE),scenarios) $(foreach s,$(SET),--set $(s))
+STUDY_GRID  := --grid $(if $(PROFILE),default,scenarios)
 KERNEL_ARGS := --profile $(or $(PROFILE),gpu) $(foreach s,$(SET),--set $(s))
 DATA_ARGS   := $(if $(SOURCE),--source $(SOURCE)) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) \
                $(if $(KAGGLE_DATASET),--kaggle-dataset $(KAGGLE_DATASET))
@@ -111,10 +113,8 @@ bench-train: setup ## CNN training speed: fp32, bf16, channels_last, compile, th
 	$(BIN)/python -m deepsync.train.bench --profile $(or $(PROFILE),gpu-inception) \
 		$(foreach s,$(SET),--set $(s)) $(BENCH_ARGS)
 
-study: setup ## a grid of CNN/baseline variants on the same folds: one table (PROFILE=study)
-	$(DS) $(STUDY_ARGS) data --source synthetic
-	$(DS) $(STUDY_ARGS) features
-	$(DS) $(STUDY_ARGS) study $(STUDY)
+study: setup ## every variant on each preictal scenario (or PROFILE's one set): one table
+	$(DS) $(STUDY_ARGS) study $(STUDY_GRID) $(STUDY)
 
 demo: setup ## data to submission on the embedded synthetic set (demo profile, CPU)
 	$(DS) $(DEMO_ARGS) data --source synthetic

@@ -78,6 +78,7 @@ def test_profile_type_checked(tmp_path):
         "gpu-inception",
         "nuisance",
         "nuisance-long",
+        "scenarios",
         "study",
         "winners",
     ],
@@ -92,7 +93,7 @@ def test_an_unknown_profile_lists_the_named_ones():
     with pytest.raises(
         DeepSyncError,
         match="named profiles: demo, demo-inception, gpu, gpu-inception, nuisance, "
-        "nuisance-long, study, winners",
+        "nuisance-long, scenarios, study, winners",
     ):
         load_config("nosuch")
 

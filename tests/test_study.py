@@ -79,7 +79,7 @@ def test_a_bad_grid_is_a_one_line_error(tmp_path, text, message):
 
 
 def test_the_kit_grids_load_and_every_variant_is_a_valid_config(tmp_path):
-    with pytest.raises(DeepSyncError, match="named grids: default, families, winners"):
+    with pytest.raises(DeepSyncError, match="named grids: default, families, scenarios, winners"):
         load_grid(tmp_path / "missing.toml")
     grid = load_grid()
     runs = run_configs(grid, "study", [])
@@ -94,6 +94,11 @@ def test_the_kit_grids_load_and_every_variant_is_a_valid_config(tmp_path):
     winners = {v.name: config for v, _, config in run_configs(load_grid("winners"), "demo", [])}
     assert winners["winners"].features.families == "all,winners"  # their own cache
     assert winners["kit"].train.models == load_config("demo").train.models  # the defaults
+    scenarios = load_grid("scenarios")
+    assert len(scenarios.scenarios) >= 6 and scenarios.seeds == (1, 2)
+    runs = run_configs(scenarios, "scenarios", [])
+    assert {c.synthetic.interictal_hours for _, _, c in runs} == {12}  # hour effects matter
+    assert {c.synthetic.preictal_hours for _, _, c in runs} == {6}
     bad = Grid((Variant("typo", ("cnn.epoch=3",)),), (1,))
     with pytest.raises(DeepSyncError, match="study variant typo: unknown setting cnn.epoch"):
         run_configs(bad, None, [])
@@ -208,3 +213,78 @@ def test_a_two_variant_grid_on_the_tiny_set(tiny_cache, tiny_set, tmp_path):
 
 def grid_names(grid):
     return [v.name for v in grid.variants]
+
+
+def test_a_scenario_grid_makes_a_set_per_scenario_and_one_table(tmp_path):
+    grid = load_grid(
+        write_grid(
+            tmp_path / "s.toml",
+            'scenarios = ["synchrony", "spikes"]\nseeds = [1]\n'
+            '[variants.kit]\n"train.models" = "baseline,logistic:share"\n',
+        )
+    )
+    assert grid.scenarios == ("synchrony", "spikes")
+    overrides = [
+        f"data.root={tmp_path}/data",
+        f"features.cache_root={tmp_path}/cache",
+        f"train.runs_root={tmp_path}/runs",
+        f"submit.folder={tmp_path}/submissions",
+        "train.folds=2",
+        "train.run=tiny",
+        *(
+            f"synthetic.{k}={v}"
+            for k, v in dict(
+                seed=5,
+                patients=2,
+                interictal_hours=3,
+                preictal_hours=2,
+                test_hours=1,
+                extra_preictal=1,
+                seconds=20,
+            ).items()
+        ),
+    ]
+    out = tmp_path / "out"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = run_study(grid, None, overrides, out, workers=1, progress=False)
+    for scenario in grid.scenarios:  # each set its own, made by the study itself
+        made = json.loads(
+            (tmp_path / f"data/tiny/{scenario}-1/synthetic/SYNTHETIC.json").read_text()
+        )
+        assert made["settings"]["scenario"] == scenario and made["settings"]["seed"] == 6
+        assert (tmp_path / f"cache/tiny/{scenario}-1").is_dir()
+    table = report.table.set_index(["variant", "model"])
+    assert list(table.index) == [
+        ("kit", m) for m in ("baseline", "logistic:share", "blend", "submission")
+    ]
+    assert list(table.columns[:3]) == ["seeds", "synchrony", "spikes"]
+    runs = report.runs
+    for scenario in grid.scenarios:
+        metrics = json.loads(
+            (tmp_path / f"runs/study/tiny-{scenario}-1/kit-seed1/baseline/metrics.json").read_text()
+        )
+        row = runs[(runs["scenario"] == scenario) & (runs["model"] == "baseline")].iloc[0]
+        assert row["pooled"] == pytest.approx(metrics["pooled_auc"])
+        assert table.loc[("kit", "baseline"), scenario] == pytest.approx(row["calibrated"])
+        sent = runs[runs["scenario"] == scenario]["calibrated"].max()  # what submit would send
+        assert table.loc[("kit", "submission"), scenario] == pytest.approx(sent)
+    values = table[["synchrony", "spikes"]]
+    assert (table["mean"] == values.mean(axis=1)).all()
+    assert (table["worst"] == values.min(axis=1)).all()
+    assert table.loc[("kit", "baseline"), "vs baseline, least"] == 0
+    assert table.loc[("kit", "submission"), "vs baseline, least"] >= 0  # it may send baseline
+    assert table.loc[("kit", "submission"), "sent"]
+    assert "| kit | submission |" in (out / "table.md").read_text()
+
+    stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").rglob("result.json")}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        again = run_study(grid, None, overrides, out, workers=1, progress=False)
+    assert stamps == {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").rglob("result.json")}
+    pd.testing.assert_frame_equal(again.table, report.table)
+    with pytest.raises(DeepSyncError, match="no scenario bursts"):
+        pick(grid, scenarios="bursts")
+    assert pick(grid, scenarios="spikes").scenarios == ("spikes",)
+    with pytest.raises(DeepSyncError, match="has no scenarios"):
+        pick(load_grid(), scenarios="spikes")

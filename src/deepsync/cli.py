@@ -106,13 +106,22 @@ def build_parser() -> argparse.ArgumentParser:
         "hour-grouped folds, as runs/study/<run>/<variant>-seed<seed>/ (resumable). "
         "Prints and writes reports/study/<run>/table.csv, table.md and index.html (with a "
         "plot): per-patient and pooled OOF AUC, calibrated, mean and spread over seeds, "
-        "wall time, images/s. Run data and features for the same profile first (make study does).",
+        "wall time, images/s. It makes the data and features it needs first (resumable). A "
+        "scenario grid (grids/scenarios.toml, make study's) trains every variant on one "
+        "synthetic set per scenario and seed and prints one table over the scenarios: each "
+        "one's OOF AUC, the mean, the worst, the least margin over baseline.",
     )
     study.add_argument(
         "--grid", type=Path, help="grid TOML file or name (default: the kit's default grid)"
     )
     study.add_argument("--only", default="", metavar="A,B", help="train only these variants")
     study.add_argument("--seeds", default="", metavar="1,2", help="instead of the grid's seeds")
+    study.add_argument(
+        "--scenarios",
+        default="",
+        metavar="A,B",
+        help="a scenario grid cut to these scenarios (synthetic.scenario names)",
+    )
     study.add_argument(
         "--out", type=Path, help="where (default: reports/study/<run>, <run>-<grid> for another)"
     )
@@ -356,7 +365,7 @@ def _run_train(config: Config, args: argparse.Namespace) -> int:
 def _run_study(config: Config, args: argparse.Namespace) -> int:
     from deepsync.study import load_grid, pick, run_study, summary
 
-    grid = pick(load_grid(args.grid), args.only, args.seeds)
+    grid = pick(load_grid(args.grid), args.only, args.seeds, args.scenarios)
     report = run_study(
         grid,
         args.profile,

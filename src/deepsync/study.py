@@ -25,6 +25,17 @@ blend's "pooled" is the equal-weight rank average of the models' raw scores, its
 "calibrated" the blend `make submit` would send), ``table.md`` (the same for README),
 ``study.png`` (pooled OOF AUC per variant, one dot per seed) and ``index.html`` (both in
 one page).
+
+A grid that names ``scenarios = ["band", "synchrony", ...]`` (the scenario grid,
+``grids/scenarios.toml``, `make study`'s default) runs every variant on one synthetic set
+per scenario and seed: ``synthetic.scenario`` and ``synthetic.seed`` (the profile's plus the
+seed) set, the set in ``data/<run>/<scenario>-<seed>``, its features in
+``cache/<run>/<scenario>-<seed>``, its runs in ``runs/study/<run>-<scenario>-<seed>/``;
+each set is generated, its features cached and its variants trained as needed (all
+resumable, the variants of a set on its one ``folds.csv``). Its table has a row per variant
+and model, and per variant the model `make submit` would send ("submission"): the OOF AUC
+(calibrated as `make submit` calibrates) per scenario as the mean over seeds, the mean over
+scenarios, the worst scenario, and the least margin over the winners' recipe (`baseline`).
 """
 
 from __future__ import annotations
@@ -38,7 +49,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from deepsync.config import Config, load_config, read_toml
+from deepsync.config import SCENARIOS, Config, load_config, read_toml
 from deepsync.durable import FolderLock, copy_file, read_csv, read_json, write_csv, write_text
 from deepsync.errors import DeepSyncError
 
@@ -59,12 +70,18 @@ class Grid:
     variants: tuple[Variant, ...]
     seeds: tuple[int, ...]
     name: str = "default"  # the file's stem: a grid other than the default reports apart
+    scenarios: tuple[str, ...] = ()  # one synthetic set per scenario and seed (none: one set)
 
 
 def load_grid(path: Path | None = None) -> Grid:
     """The grid in ``path`` (a file, or a name in ``deepsync/grids``), checked."""
     values, chosen = read_toml(path or "default", "grid", GRIDS)
     seeds = _seeds(values.get("seeds", [1]), chosen)
+    scenarios = values.get("scenarios", [])
+    if not isinstance(scenarios, list) or any(s not in SCENARIOS for s in scenarios):
+        raise DeepSyncError(
+            f"study grid {chosen}: scenarios must be a list of names from {', '.join(SCENARIOS)}"
+        )
     table = values.get("variants")
     if not isinstance(table, dict) or not table:
         raise DeepSyncError(f"study grid {chosen}: no [variants.NAME] tables")
@@ -88,7 +105,7 @@ def load_grid(path: Path | None = None) -> Grid:
             text = str(value).lower() if isinstance(value, bool) else str(value)
             overrides.append(f"{key}={text}")
         variants.append(Variant(name, tuple(overrides), own))
-    return Grid(tuple(variants), seeds, chosen.stem)
+    return Grid(tuple(variants), seeds, chosen.stem, tuple(dict.fromkeys(scenarios)))
 
 
 def _seeds(value, chosen: Path) -> tuple[int, ...]:
@@ -105,8 +122,21 @@ def _plain(name: str) -> bool:
     return name.replace("_", "").replace("-", "").isalnum()
 
 
-def pick(grid: Grid, only: str = "", seeds: str = "") -> Grid:
-    """The grid cut to the ``only`` variants and given ``seeds`` (comma-separated)."""
+def pick(grid: Grid, only: str = "", seeds: str = "", scenarios: str = "") -> Grid:
+    """The grid cut to the ``only`` variants, ``scenarios``, and given ``seeds`` (commas)."""
+    if scenarios:
+        wanted = [s.strip() for s in scenarios.split(",") if s.strip()]
+        unknown = [s for s in wanted if s not in SCENARIOS]
+        if unknown or not grid.scenarios:
+            raise DeepSyncError(
+                f"--scenarios {scenarios}: "
+                + (
+                    f"no scenario {', '.join(unknown)} (there are {', '.join(SCENARIOS)})"
+                    if unknown
+                    else f"grid {grid.name} has no scenarios (try --grid scenarios)"
+                )
+            )
+        grid = Grid(grid.variants, grid.seeds, grid.name, tuple(dict.fromkeys(wanted)))
     variants = grid.variants
     if only:
         wanted = [v.strip() for v in only.split(",") if v.strip()]
@@ -118,12 +148,13 @@ def pick(grid: Grid, only: str = "", seeds: str = "") -> Grid:
             )
         variants = tuple(known[w] for w in wanted)
     if not seeds:
-        return Grid(variants, grid.seeds, grid.name)
+        return Grid(variants, grid.seeds, grid.name, grid.scenarios)
     try:
         chosen = tuple(int(s) for s in seeds.split(","))
     except ValueError:
         raise DeepSyncError(f"--seeds {seeds!r} must look like 1,2,3") from None
-    return Grid(tuple(Variant(v.name, v.overrides) for v in variants), chosen, grid.name)
+    variants = tuple(Variant(v.name, v.overrides) for v in variants)
+    return Grid(variants, chosen, grid.name, grid.scenarios)
 
 
 def report_folder(grid: Grid, config: Config) -> Path:
@@ -173,22 +204,54 @@ def run_study(
     progress: bool = True,
 ) -> StudyReport:
     """Train every (variant, seed) not yet trained, on the same folds; write the table."""
+    started = time.perf_counter()
+    if grid.scenarios:
+        return _run_scenarios(grid, profile, overrides, out, workers, progress, started)
+    runs = run_configs(grid, profile, overrides)
+    out = report_folder(grid, runs[0][2]) if out is None else out
+    frame = pd.DataFrame(_train_set(runs, workers, progress, prepare_data=True))
+    table = summarise(frame, [v.name for v in grid.variants])
+    out.mkdir(parents=True, exist_ok=True)
+    _write_outputs(table, frame, out)
+    return StudyReport(table, frame, out, time.perf_counter() - started)
+
+
+def _train_set(
+    runs: list[tuple[Variant, int, Config]],
+    workers: int,
+    progress: bool,
+    *,
+    prepare_data: bool = False,
+    label: str = "",
+) -> list[dict]:
+    """Train the runs of one data set that are not trained yet; their rows for the table.
+
+    With ``prepare_data`` the set itself is made first (its data and features), where any
+    run is missing; otherwise they must be there.
+    """
     from tqdm import tqdm
 
     from deepsync.features.cache import cache_folder
     from deepsync.features.stage import build_features
     from deepsync.train.stage import run_folder, train
 
-    started = time.perf_counter()
-    runs = run_configs(grid, profile, overrides)
-    folds = _shared_folds(runs[0][2])
-    out = report_folder(grid, runs[0][2]) if out is None else out
-    rows, built = [], {cache_folder(runs[0][2].features)}
+    first = runs[0][2]
+    missing = [r for r in runs if _needs_training(run_folder(r[2]), r[2])]
+    built = set()
+    if missing and prepare_data:
+        from deepsync.data.stage import prepare
+
+        prepare(first, workers=workers, progress=progress)
+        build_features(first, workers=workers, progress=progress)
+        built.add(cache_folder(first.features))
+    folds = _shared_folds(first)
+    built.add(cache_folder(first.features))
+    rows = []
     for index, (variant, seed, config) in enumerate(runs, 1):
         folder = run_folder(config)
         record = folder / RECORD
-        tqdm.write(f"study {index}/{len(runs)}: {variant.name} seed {seed} ({folder})")
-        if not record.exists() or _missing_models(folder, config):
+        tqdm.write(f"study {label}{index}/{len(runs)}: {variant.name} seed {seed} ({folder})")
+        if _needs_training(folder, config):
             if cache_folder(config.features) not in built:  # resumable: cached files skip
                 build_features(config, workers=workers, progress=progress)
                 built.add(cache_folder(config.features))
@@ -203,11 +266,110 @@ def run_study(
                 speed = {"seconds": seconds, "images_per_s": _speed(folder)}
                 write_text(record, json.dumps(speed))
         rows += _run_rows(variant.name, seed, folder, config)
+    return rows
+
+
+def _needs_training(folder: Path, config: Config) -> bool:
+    return not (folder / RECORD).exists() or bool(_missing_models(folder, config))
+
+
+def scenario_sets(grid: Grid, base: Config) -> list[tuple[str, int, list[str]]]:
+    """(scenario, seed, the settings that make its set) for every set of a scenario grid."""
+    sets = []
+    data, cache = Path(base.data.root) / base.train.run, Path(base.features.cache_root)
+    for scenario in grid.scenarios:
+        for seed in grid.seeds:
+            name = f"{scenario}-{seed}"
+            sets.append(
+                (
+                    scenario,
+                    seed,
+                    [
+                        "data.source=synthetic",
+                        f"synthetic.scenario={scenario}",
+                        f"synthetic.seed={base.synthetic.seed + seed}",
+                        f"data.root={data / name}",
+                        f"features.cache_root={cache / base.train.run / name}",
+                        f"train.run={base.train.run}-{name}",
+                    ],
+                )
+            )
+    return sets
+
+
+def _run_scenarios(
+    grid: Grid,
+    profile: Path | None,
+    overrides: list[str],
+    out: Path | None,
+    workers: int,
+    progress: bool,
+    started: float,
+) -> StudyReport:
+    """Every variant on one set per scenario and seed; one table over the scenarios."""
+    base = load_config(profile, overrides)
+    sets = scenario_sets(grid, base)
+    planned = []
+    for scenario, seed, where in sets:  # every configuration checked before anything runs
+        variants = tuple(
+            Variant(v.name, v.overrides, (seed,))
+            for v in grid.variants
+            if v.seeds is None or seed in v.seeds
+        )
+        planned.append(
+            (scenario, seed, run_configs(Grid(variants, (seed,)), profile, [*overrides, *where]))
+        )
+    rows = []
+    for number, (scenario, seed, runs) in enumerate(planned, 1):
+        label = f"set {number}/{len(planned)} {scenario} seed {seed}, run "
+        for row in _train_set(runs, workers, progress, prepare_data=True, label=label):
+            rows.append({"scenario": scenario, "set": seed, **row})
     frame = pd.DataFrame(rows)
-    table = summarise(frame, [v.name for v in grid.variants])
+    table = scenario_table(frame, [v.name for v in grid.variants], list(grid.scenarios))
+    name = base.train.run if grid.name == base.train.run else f"{base.train.run}-{grid.name}"
+    out = Path("reports/study") / name if out is None else out
     out.mkdir(parents=True, exist_ok=True)
     _write_outputs(table, frame, out)
     return StudyReport(table, frame, out, time.perf_counter() - started)
+
+
+def submissions(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per run (variant, scenario, set): the model `make submit` sends by default, the best
+    calibrated pooled OOF AUC (the first of equals, as `make submit` chooses)."""
+    keys = ["variant", "scenario", "set"]
+    best = runs.loc[runs.groupby(keys, sort=False)["calibrated"].idxmax()]
+    return best.assign(sent=best["model"], model="submission")
+
+
+def scenario_table(runs: pd.DataFrame, order: list[str], scenarios: list[str]) -> pd.DataFrame:
+    """A row per variant and model (and each variant's submission): the calibrated pooled
+    OOF AUC per scenario (mean over seeds), their mean, the worst scenario, and the least
+    margin over the winners' recipe (``baseline``, the first variant that trained it)."""
+    runs = pd.concat([runs, submissions(runs)], ignore_index=True)
+    keys = ["variant", "model"]
+    means = runs.groupby([*keys, "scenario"], sort=False)["calibrated"].mean().unstack()
+    means = means.reindex(columns=[s for s in scenarios if s in means.columns])
+    table = means.copy()
+    table["mean"] = means.mean(axis=1, skipna=False)
+    table["worst"] = means.min(axis=1, skipna=False)
+    table["worst scenario"] = means.idxmin(axis=1)
+    baseline = means[means.index.get_level_values("model") == "baseline"]
+    if len(baseline):
+        table["vs baseline, least"] = means.sub(baseline.iloc[0], axis=1).min(axis=1)
+    sent = runs[runs["model"] == "submission"].groupby("variant")["sent"]
+    counts = sent.agg(lambda s: ", ".join(f"{m} {n}" for m, n in s.value_counts().items()))
+    table["sent"] = [counts.get(v, "") if m == "submission" else "" for v, m in table.index]
+    table.insert(0, "seeds", runs.groupby(keys, sort=False)["set"].nunique())
+    table = table.reset_index()
+    rank = {name: k for k, name in enumerate(order)}
+    models = list(dict.fromkeys(runs["model"]))  # as the runs listed them
+    last = {"blend": len(models), "submission": len(models) + 1}
+    model_rank = {m: last.get(m, k) for k, m in enumerate(models)}
+    table = table.sort_values(
+        ["variant", "model"],
+        key=lambda c: c.map(rank) if c.name == "variant" else c.map(model_rank),
+    )
+    return table.reset_index(drop=True)
 
 
 def _shared_folds(config: Config) -> Path:

@@ -91,7 +91,7 @@ def test_unusable_weights_are_one_line_errors(tmp_path, monkeypatch):
         build_model(CnnConfig(model="test_resnet", pretrained_hub=True))
 
 
-@pytest.mark.parametrize("name", ["spectrumnet", "spectrumnet_wide", "electrodenet"])
+@pytest.mark.parametrize("name", ["spectrumnet", "spectrumnet_wide", "electrodenet", "crossnet"])
 def test_the_kits_compact_models_take_stacks_of_any_size(name):
     model = build_model(CnnConfig(model=name))
     model.eval()
@@ -111,6 +111,25 @@ def test_spectrumnet_ignores_electrode_order_and_time_order():
         changed = model(x + torch.linspace(0, 2, 80)[:, None])  # a different spectrum
     assert torch.allclose(out, shuffled, atol=1e-5)
     assert not torch.allclose(out, changed, atol=1e-3)
+
+
+def test_crossnet_sees_electrodes_moving_together_that_spectrumnet_cannot():
+    torch.manual_seed(0)
+    cross = build_model(CnnConfig(model="crossnet")).eval()
+    alone = build_model(CnnConfig(model="spectrumnet_wide")).eval()
+    own, common = torch.randn(2, 16, 80, 144), torch.randn(2, 1, 80, 144)
+    together = own.clone()  # six electrodes share a part, each one's mean and spread as before
+    together[:, :6] = 0.6 * own[:, :6] + 0.8 * common
+    together[:, :6] = (together[:, :6] - together[:, :6].mean(-1, keepdim=True)) / together[
+        :, :6
+    ].std(-1, keepdim=True) * own[:, :6].std(-1, keepdim=True) + own[:, :6].mean(-1, keepdim=True)
+    with torch.no_grad():
+        assert torch.allclose(alone(own), alone(together), atol=1e-4)  # blind to it
+        mean_pair = [cross.backbone.together(x)[0].abs().sum() for x in (own, together)]
+        assert not torch.allclose(cross(own), cross(together), atol=1e-3)
+        assert mean_pair[0] != mean_pair[1]
+        shuffled = cross(together[:, torch.randperm(16)][..., torch.randperm(144)])
+    assert torch.allclose(cross(together), shuffled, atol=1e-4)  # any order of both
 
 
 def test_kit_models_are_registered_and_freeze_like_timms(tmp_path):

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from deepsync.config import load_config
 from deepsync.errors import DeepSyncError
 from deepsync.train.stage import leak_check, summary, train
 from tests.conftest import FAST_CNN, interrupt_when, start_as_in_a_terminal, tiny_config
@@ -34,7 +35,7 @@ def tiny_set_of(cache):
 def test_the_run_folder_holds_folds_predictions_and_metrics(trained):
     config, cache, report = trained
     folder = report.folder
-    models = ("baseline", "cnn", "logistic-share")  # the default train.models
+    models = [m.replace(":", "-") for m in load_config().train.models.split(",")]  # defaults
     assert {p.name for p in folder.iterdir()} == {"config.json", "folds.csv", *models}
     folds = pd.read_csv(folder / "folds.csv")
     for model in models:

@@ -63,8 +63,10 @@ def _prepare(config: Config, workers: int, progress: bool) -> DataSet:
     marker = folder / synthetic.MARKER
     test_labels = None
     if marker.exists():
-        reference = "synthetic set (generated and written by this kit)"
-        test_labels = Path(read_json(marker)["test_labels"])
+        made = read_json(marker)
+        scenario = made.get("settings", {}).get("scenario", "demo")
+        reference = f"synthetic set, scenario {scenario} (generated and written by this kit)"
+        test_labels = Path(made["test_labels"])
     elif source == "kaggle":
         reference = "every listed file's size and MD5, as downloaded"
     else:

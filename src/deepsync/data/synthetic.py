@@ -16,6 +16,24 @@ Real enough to exercise the pipeline honestly:
   that ``safe=0`` marks), labelled preictal files of the old test set, and test sets
   whose preictal rate differs by patient.
 
+``synthetic.scenario`` picks the preictal mechanism: ``demo`` (the above, the embedded
+default) or one of the scenario suite, whose defaults are chosen by the study over all of
+them (README, "Scenarios"). Each scenario's change has a patient-dependent strength (the
+first patient is hard), and every scenario carries the nuisances of real implants: a gain
+and a spectral tilt that change from hour to hour, slow per-electrode gain drift, 50 Hz
+line noise, artefacts, and fragmented dropout whose per-file share is drawn from the real
+files' (``reference/dropout_shares.csv``):
+
+- ``band``: more power in a patient-specific band (the demo's power change alone);
+- ``spikes``: a higher rate of sharp transients (spike and slow wave) on a group of
+  electrodes;
+- ``synchrony``: the phases of a group of electrodes aligned in a band, every band power
+  unchanged (bin by bin);
+- ``slope``: a flatter 1/f spectrum (a change of the log-log slope about 10 Hz);
+- ``amplitude``: slow amplitude modulation (periods of 5-20 s) of a band, its power
+  unchanged;
+- ``mixed``: a mechanism per patient (synchrony, amplitude, slope), as real patients differ.
+
 Everything follows from the seed: each file draws from its own seeded generator, so files
 can be written in parallel, and a rerun after Ctrl-C writes only what is missing.
 """
@@ -23,10 +41,12 @@ can be written in parallel, and a rerun after Ctrl-C writes only what is missing
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import shutil
 from contextlib import closing
 from dataclasses import asdict, dataclass
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +71,18 @@ PREICTAL_BANDS = ((15.0, 30.0), (30.0, 90.0), (4.0, 8.0))  # Hz
 
 _CLASS_CODE = {"interictal": 0, "preictal": 1, "extra": 2, "test": 3}
 
+# The scenario suite (synthetic.scenario other than demo).
+DROPOUT_TABLE = "dropout_shares.csv"  # per patient: percentiles of the real files' lost share
+MIXED = ("synchrony", "amplitude", "slope")  # the mixed scenario's mechanism per patient
+GROUP = 6  # electrodes of a patient's focus: spikes and synchrony
+SCENARIO_HOUR_GAIN = 0.35  # log sd of the hour's gain where synthetic.hour_gain is 0
+SCENARIO_HOUR_TILT = 0.3  # sd of the hour's log-log tilt where synthetic.hour_tilt is 0
+SLOPE_SHIFT = 0.3  # preictal flattening of the 1/f slope per unit of strength
+SYNC_BASE, SYNC_GAIN = 0.1, 0.35  # a common source's share: interictal, more per unit
+AM_BASE, AM_GAIN = 0.1, 0.35  # amplitude-modulation depth: interictal, more per unit
+SPIKES_PER_MINUTE, SPIKE_GAIN = 3.0, 2.0  # interictal rate; preictal rate x (1 + gain x s)
+LINE_HZ = 50.0  # Australia's mains
+
 
 @dataclass(frozen=True)
 class PlannedSegment:
@@ -74,6 +106,10 @@ def plan(cfg: SyntheticConfig) -> list[PlannedSegment]:
     planned: list[PlannedSegment] = []
     n = cfg.seconds * cfg.sampling_rate
     for patient in range(1, cfg.patients + 1):
+        if cfg.scenario == "demo":
+            dropout_share = _demo_dropout_share
+        else:  # the patient's real distribution
+            dropout_share = functools.partial(_real_dropout_share, patient=patient)
         unsafe = set(rng.choice(cfg.interictal_hours, cfg.unsafe_hours, replace=False).tolist())
         for label, hours in ((0, cfg.interictal_hours), (1, cfg.preictal_hours)):
             for hour in range(hours):
@@ -93,7 +129,7 @@ def plan(cfg: SyntheticConfig) -> list[PlannedSegment]:
                             safe=not leak,
                             kind="train",
                             shift=int(rng.integers(n // 20, n // 5)) if leak else 0,
-                            dropout=_dropout_share(rng),
+                            dropout=dropout_share(rng),
                         )
                     )
         # Labelled preictal files of the old test set: numbered among unlabelled ones.
@@ -112,10 +148,10 @@ def plan(cfg: SyntheticConfig) -> list[PlannedSegment]:
                     safe=True,
                     kind="old_test",
                     shift=0,
-                    dropout=_dropout_share(rng),
+                    dropout=dropout_share(rng),
                 )
             )
-        planned += _plan_test(rng, cfg, patient)
+        planned += _plan_test(rng, cfg, patient, dropout_share)
     # A few all-zero files, as the real folders have: one training, one test per patient.
     for patient in range(1, cfg.patients + 1):
         for kind in ("train", "test"):
@@ -126,7 +162,7 @@ def plan(cfg: SyntheticConfig) -> list[PlannedSegment]:
 
 
 def _plan_test(
-    rng: np.random.Generator, cfg: SyntheticConfig, patient: int
+    rng: np.random.Generator, cfg: SyntheticConfig, patient: int, dropout_share
 ) -> list[PlannedSegment]:
     """Test hours with the patient's preictal rate, their segments shuffled in numbering."""
     rate = TEST_PREICTAL_RATE[(patient - 1) % len(TEST_PREICTAL_RATE)]
@@ -149,15 +185,42 @@ def _plan_test(
                 safe=True,
                 kind="test",
                 shift=0,
-                dropout=_dropout_share(rng),
+                dropout=dropout_share(rng),
             )
         )
     return out
 
 
-def _dropout_share(rng: np.random.Generator) -> float:
+def _demo_dropout_share(rng: np.random.Generator) -> float:
     """About 40% of files lose some samples, mostly a few percent."""
     return float(rng.uniform(0.005, 0.3)) if rng.random() < 0.4 else 0.0
+
+
+@functools.cache
+def dropout_quantiles() -> np.ndarray:
+    """(101, 3): percentiles 0..100 of the lost share of the real training files, per patient."""
+    table = resources.files("deepsync.data").joinpath("reference", DROPOUT_TABLE)
+    with table.open() as f:
+        rows = list(csv.reader(f))[1:]
+    return np.array([[float(v) for v in row[1:]] for row in rows])
+
+
+def dropout_table_from_stats(folder: Path) -> np.ndarray:
+    """The same percentiles computed from ``per_file_stats/js_train_<patient>.csv``."""
+    columns = []
+    for patient in (1, 2, 3):
+        with open(Path(folder) / f"js_train_{patient}.csv", newline="") as f:
+            rows = list(csv.reader(f))
+        at = [c.strip() for c in rows[0]].index("avg. quality")
+        lost = 1 - np.array([float(r[at]) for r in rows[1:]]) / 100
+        columns.append(np.percentile(np.clip(lost, 0, 1), np.arange(101)))
+    return np.round(np.column_stack(columns), 4)
+
+
+def _real_dropout_share(rng: np.random.Generator, patient: int) -> float:
+    """A share of lost samples drawn from the patient's real files (cycled beyond three)."""
+    quantiles = dropout_quantiles()[:, (patient - 1) % 3]
+    return float(np.interp(rng.uniform(0, 100), np.arange(101), quantiles))
 
 
 def generate(
@@ -296,6 +359,8 @@ def _patient(seed: int, patient: int) -> _Patient:
 
 def segment_signal(cfg: SyntheticConfig, segment: PlannedSegment) -> np.ndarray:
     """Draw one segment: float32 (samples, channels) in microvolts, ADC-quantised."""
+    if cfg.scenario != "demo":
+        return _scenario_signal(cfg, segment)
     n, fs = cfg.seconds * cfg.sampling_rate, cfg.sampling_rate
     traits = _patient(cfg.seed, segment.patient)
     hour = np.random.default_rng([cfg.seed, 3, *segment.hour_key])  # shared by the hour
@@ -359,3 +424,164 @@ def _drop_out(rng: np.random.Generator, signal: np.ndarray, share: float) -> Non
         if length:
             start = int(rng.integers(0, n - length + 1))
             signal[start : start + length] = 0
+
+
+# -- the scenario suite ----------------------------------------------------------------------
+
+
+def mechanism(cfg: SyntheticConfig, patient: int) -> str:
+    """The preictal mechanism of ``patient`` in the set's scenario."""
+    return MIXED[(patient - 1) % len(MIXED)] if cfg.scenario == "mixed" else cfg.scenario
+
+
+def focus_group(seed: int, patient: int) -> np.ndarray:
+    """The patient's focus: the electrodes that spike and synchronise (sorted)."""
+    rng = np.random.default_rng([seed, 6, patient])
+    return np.sort(rng.choice(CHANNELS, GROUP, replace=False))
+
+
+def _scenario_signal(cfg: SyntheticConfig, segment: PlannedSegment) -> np.ndarray:
+    """A segment of a scenario: the demo's background, the scenario's preictal change, the
+    nuisances of real implants. Draws as ``segment_signal`` does: hour effects from the
+    hour, noise from the hour and place (an unsafe hour replays its preictal source)."""
+    n, fs = cfg.seconds * cfg.sampling_rate, cfg.sampling_rate
+    traits = _patient(cfg.seed, segment.patient)
+    kind = mechanism(cfg, segment.patient)
+    hour = np.random.default_rng([cfg.seed, 3, *segment.hour_key])
+    rng = np.random.default_rng([cfg.seed, 4, *segment.hour_key, segment.position])
+    implant = np.random.default_rng([cfg.seed, 5, *segment.hour_key])
+    preictal = segment.label == 1 or segment.hour_key[1] == _CLASS_CODE["preictal"]
+    strength = traits.strength * hour.uniform(0.6, 1.4) * preictal  # 0 for interictal hours
+    gain, tilt = implant.normal(0, 1, 2) * (
+        cfg.hour_gain or SCENARIO_HOUR_GAIN,
+        cfg.hour_tilt or SCENARIO_HOUR_TILT,
+    )
+
+    freqs = np.fft.rfftfreq(n, 1 / fs)
+    slope = traits.slope + hour.normal(0, 0.06) - tilt
+    if kind == "slope":
+        slope -= SLOPE_SHIFT * strength
+    log_power = -slope * np.log(np.maximum(freqs, 0.3) / 10.0)  # turned about 10 Hz
+    rhythm = np.zeros_like(freqs)
+    for centre, width, amp in traits.rhythms * hour.lognormal(0, [0.05, 0.1, 0.35], (3, 3)):
+        rhythm += amp * np.exp(-0.5 * ((freqs - centre) / width) ** 2)
+    log_power += np.log1p(rhythm) + hour.normal(0, 0.25) * (freqs > 30)
+    in_band = (freqs >= traits.band[0]) & (freqs < traits.band[1])
+    if kind == "band":
+        log_power += strength * in_band
+    spectrum = rng.standard_normal((CHANNELS, freqs.size)) + 1j * rng.standard_normal(
+        (CHANNELS, freqs.size)
+    )
+    amplitude = np.exp(log_power / 2) * ((freqs >= 0.1) & (freqs <= 0.95 * fs / 2))
+    spectrum *= amplitude
+    mixing = traits.mixing + hour.normal(0, 0.08, traits.mixing.shape)
+    group = focus_group(cfg.seed, segment.patient)
+    if kind == "synchrony":
+        share = min(SYNC_BASE + SYNC_GAIN * strength, 0.9)
+        spectrum = _synchronise(rng, spectrum, amplitude, mixing, group, in_band, share)
+    else:
+        spectrum = mixing @ spectrum
+    signal = np.fft.irfft(spectrum, n=n, axis=1).T  # (samples, channels)
+    if kind == "amplitude":
+        depth = min(AM_BASE + AM_GAIN * strength, 0.9)
+        t = np.arange(n) / fs
+        wave = np.sin(2 * np.pi * t / rng.uniform(5, 20) + rng.uniform(0, 2 * np.pi))
+        envelope = (1 + depth * wave) / np.sqrt(1 + depth**2 / 2)  # the band's power kept
+        signal += np.fft.irfft(spectrum * in_band, n=n, axis=1).T * (envelope - 1)[:, None]
+
+    signal *= traits.gains * hour.lognormal(0, 0.15, CHANNELS)
+    signal *= np.exp(np.outer(np.linspace(-0.5, 0.5, n), rng.normal(0, 0.2, CHANNELS)))  # drift
+    level = BACKGROUND_UV * np.exp(gain)
+    signal *= level / max(float(signal.std()), 1e-12)
+    if kind == "spikes":
+        rate = SPIKES_PER_MINUTE * hour.lognormal(0, 0.3) * (1 + SPIKE_GAIN * strength)
+        _add_spikes(rng, signal, fs, group, level, rate)
+    mains = implant.uniform(0, 0.3) * level * implant.uniform(0.5, 1.5, CHANNELS)
+    phase = 2 * np.pi * LINE_HZ * np.arange(n) / fs + rng.uniform(0, 2 * np.pi)
+    signal += np.outer(np.sin(phase) + 0.3 * np.sin(2 * phase), mains)
+    if segment.shift:
+        signal = np.roll(signal, segment.shift, axis=0) + rng.normal(0, 2.0, signal.shape)
+    _add_artefacts(rng, signal, fs)
+    signal = np.round(signal / QUANTUM_UV) * QUANTUM_UV
+    _fragmented_drop_out(rng, signal, segment.dropout, fs)
+    return signal.astype(np.float32)
+
+
+def _synchronise(
+    rng: np.random.Generator,
+    sources: np.ndarray,
+    amplitude: np.ndarray,
+    mixing: np.ndarray,
+    group: np.ndarray,
+    band: np.ndarray,
+    share: float,
+) -> np.ndarray:
+    """The sources mixed into electrodes, the group's sharing a common part in ``band``.
+
+    In ``band`` each electrode of the group becomes ``sqrt(1 - share)`` of itself plus
+    ``sqrt(share)`` of one common signal at the electrode's expected power, signed as the
+    electrode's covariance with the group's first: every band power stays the same in
+    expectation for every ``share``, while the coherence of the group's electrodes grows
+    with it.
+    """
+    out = mixing @ sources
+    bins = np.flatnonzero(band)
+    common = rng.standard_normal(bins.size) + 1j * rng.standard_normal(bins.size)
+    level = np.sqrt((mixing[group] ** 2).sum(axis=1))  # each electrode's share of the sources
+    sign = np.where((mixing[group] @ mixing[group[0]]) < 0, -1.0, 1.0)
+    out[np.ix_(group, bins)] = np.sqrt(1 - share) * out[np.ix_(group, bins)] + np.sqrt(
+        share
+    ) * np.outer(sign * level, amplitude[bins] * common)
+    return out
+
+
+def _add_spikes(
+    rng: np.random.Generator,
+    signal: np.ndarray,
+    fs: int,
+    group: np.ndarray,
+    level: float,
+    per_minute: float,
+) -> None:
+    """Spike-and-slow-wave transients on the focus electrodes, ``per_minute`` on average."""
+    n = signal.shape[0]
+    t = np.arange(int(0.4 * fs)) / fs
+    spike, slow = np.exp(-0.5 * ((t - 0.03) / 0.008) ** 2), np.exp(-0.5 * ((t - 0.15) / 0.05) ** 2)
+    wave = 0.35 * slow - spike
+    for _ in range(rng.poisson(per_minute * n / (60 * fs))):
+        start = int(rng.integers(0, n - t.size))
+        weights = rng.uniform(0.5, 1.0, group.size) * rng.uniform(4, 8) * level
+        signal[start : start + t.size, group] += np.outer(wave, weights)
+
+
+def dropout_runs(signal: np.ndarray) -> list[tuple[int, int]]:
+    """(start, length) of each stretch where every electrode is exactly zero."""
+    zero = np.r_[0, (signal == 0).all(axis=1).astype(np.int8), 0]
+    edges = np.diff(zero)
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    return list(zip(starts.tolist(), (ends - starts).tolist(), strict=True))
+
+
+def _fragmented_drop_out(rng: np.random.Generator, signal: np.ndarray, share: float, fs: int):
+    """Zero every electrode over many runs covering ``share`` of the segment, as the real
+    files lose theirs: at 49-75 % lost, 6 to 51 runs in 600 s, most of about a second and
+    one or two of minutes (lengths drawn from a skewed Dirichlet)."""
+    n = signal.shape[0]
+    if share >= 1.0:
+        signal[:] = 0
+        return
+    lost = int(round(share * n))
+    if not lost:
+        return
+    runs = 1 + int(rng.poisson(60 * share * n / (600 * fs)))
+    shortest = max(1, int(0.1 * fs))
+    runs = max(1, min(runs, lost // shortest, n - lost + 1))
+    base = min(shortest, lost // runs)
+    lengths = base + rng.multinomial(lost - runs * base, rng.dirichlet(np.full(runs, 0.3)))
+    gaps = rng.multinomial(n - lost - (runs - 1), rng.dirichlet(np.ones(runs + 1)))
+    gaps[1:-1] += 1  # runs apart: as many runs as drawn
+    start = 0
+    for gap, length in zip(gaps, lengths, strict=False):
+        start += int(gap)
+        signal[start : start + int(length)] = 0
+        start += int(length)

@@ -31,6 +31,7 @@ KIT_MODELS: dict[str, Callable[..., nn.Module]] = {
     "electrodenet_wide": functools.partial(spectral.ElectrodeNet, width=16),
     "spectrumnet": functools.partial(spectral.SpectrumNet, width=8),
     "spectrumnet_wide": functools.partial(spectral.SpectrumNet, width=16),
+    "crossnet": functools.partial(spectral.CrossSpectrumNet, width=16),
 }
 
 

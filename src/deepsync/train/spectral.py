@@ -88,18 +88,7 @@ class SpectrumNet(nn.Module):
         drop_rate: float = 0.0,
     ):
         super().__init__()
-        layers: list[nn.Module] = []
-        channels = 2
-        for block in range(depth):
-            out = width * 2**block
-            layers += [
-                nn.Conv1d(channels, out, 5, padding=2, bias=False),
-                nn.BatchNorm1d(out),
-                nn.ReLU(inplace=True),
-                nn.MaxPool1d(2, ceil_mode=True),
-            ]
-            channels = out
-        self.spectrum = nn.Sequential(*layers, nn.AdaptiveAvgPool1d(bands_out))
+        self.spectrum, channels = _frequency_blocks(width, depth, bands_out)
         self.in_chans, self.features = in_chans, 2 * channels * bands_out
         self.drop = nn.Dropout(drop_rate)
         self.head = nn.Linear(self.features, num_classes)
@@ -108,9 +97,81 @@ class SpectrumNet(nn.Module):
         return self.head
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.drop(self.electrodes(x.float())))
+
+    def electrodes(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, features): each electrode's spectrum profile, pooled over electrodes."""
         n, c, bands, _ = x.shape
-        x = x.float()
         profile = torch.stack((x.mean(dim=-1), x.std(dim=-1)), dim=2)  # (N, C, 2, bands)
         maps = self.spectrum(profile.reshape(n * c, 2, bands)).reshape(n, c, -1)
-        pooled = torch.cat((maps.mean(dim=1), maps.amax(dim=1)), dim=1)
-        return self.head(self.drop(pooled))
+        return torch.cat((maps.mean(dim=1), maps.amax(dim=1)), dim=1)
+
+
+class CrossSpectrumNet(SpectrumNet):
+    """SpectrumNet, and how the electrodes' band powers move together over time.
+
+    Per band, the correlation over the stack's frames of every pair of electrodes' log
+    power: its mean over all pairs and the mean of the ``top`` most correlated pairs
+    (sorted values: any electrode order works), two 1-D signals over frequency through
+    their own shared convolution blocks, read by the head beside the electrodes'
+    profiles. A group of electrodes that shares a rhythm (synchrony at unchanged power)
+    moves together in its band while each electrode's spectrum stays the same: the
+    electrode branch alone cannot see it. Per-electrode-and-band normalisation leaves the
+    correlations as they are.
+    """
+
+    def __init__(
+        self,
+        in_chans: int = 16,
+        num_classes: int = 1,
+        *,
+        width: int = 8,
+        depth: int = 2,
+        bands_out: int = 8,
+        drop_rate: float = 0.0,
+        top: int = 15,
+    ):
+        super().__init__(
+            in_chans,
+            num_classes,
+            width=width,
+            depth=depth,
+            bands_out=bands_out,
+            drop_rate=drop_rate,
+        )
+        self.cross, channels = _frequency_blocks(width, depth, bands_out)
+        self.top = top
+        self.features += channels * bands_out
+        self.head = nn.Linear(self.features, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.float()
+        return self.head(self.drop(torch.cat((self.electrodes(x), self.together(x)), dim=1)))
+
+    def together(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, features): per band, the mean and top pair correlations of log power."""
+        n, c, bands, _ = x.shape
+        z = x - x.mean(dim=-1, keepdim=True)
+        z = z / (z.norm(dim=-1, keepdim=True) + 1e-6)
+        upper = torch.triu_indices(c, c, 1, device=x.device)
+        pairs = torch.einsum("nibt,njbt->nbij", z, z)[:, :, upper[0], upper[1]]  # (N, B, P)
+        top = pairs.topk(min(self.top, pairs.shape[-1]), dim=-1).values.mean(dim=-1)
+        profile = torch.stack((pairs.mean(dim=-1), top), dim=1)  # (N, 2, bands)
+        return self.cross(profile).reshape(n, -1)
+
+
+def _frequency_blocks(width: int, depth: int, bands_out: int) -> tuple[nn.Sequential, int]:
+    """``depth`` 1-D blocks over frequency (conv 5, batch norm, ReLU, pool 2) from 2
+    signals, pooled to ``bands_out`` cells; and their output channels."""
+    layers: list[nn.Module] = []
+    channels = 2
+    for block in range(depth):
+        out = width * 2**block
+        layers += [
+            nn.Conv1d(channels, out, 5, padding=2, bias=False),
+            nn.BatchNorm1d(out),
+            nn.ReLU(inplace=True),
+            nn.MaxPool1d(2, ceil_mode=True),
+        ]
+        channels = out
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool1d(bands_out)), channels
