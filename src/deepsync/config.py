@@ -26,7 +26,7 @@ FREEZES = ("none", "backbone", "first_and_head")
 CALIBRATIONS = ("auto", "none", "rank", "standardise", "prior", "platt")
 # Preictal mechanisms of the synthetic source (deepsync.data.synthetic): `demo`, the embedded
 # default, and the scenario suite, every one of them with real implants' nuisances.
-SCENARIOS = ("demo", "band", "spikes", "synchrony", "slope", "amplitude", "mixed")
+SCENARIOS = ("demo", "band", "spikes", "synchrony", "slope", "amplitude", "coupling", "mixed")
 PROFILES = Path(__file__).parent / "profiles"  # named profiles: --profile demo
 
 

@@ -68,7 +68,7 @@ def patient_band(cfg: SyntheticConfig, patient: int) -> tuple[float, float]:
 
 
 def test_every_scenario_is_a_valid_setting_and_a_typo_is_one_line():
-    assert SCENARIOS[0] == "demo" and len(SCENARIOS) >= 7  # the demo and six mechanisms
+    assert SCENARIOS[0] == "demo" and len(SCENARIOS) >= 8  # the demo, six mechanisms, mixed
     for scenario in SCENARIOS:
         assert load_config(overrides=[f"synthetic.scenario={scenario}"]).synthetic.scenario
     with pytest.raises(DeepSyncError, match="synthetic.scenario='bursts' is not one of demo"):
@@ -159,6 +159,26 @@ def test_spikes_come_more_often_on_the_focus_electrodes():
 
     assert spikes(preictal) > 1.8 * max(spikes(quiet), 1)
     assert spikes(quiet) > 0  # interictal spikes too: the rate differs, not their presence
+
+
+def test_coupling_ties_gamma_to_the_slow_phase_at_unchanged_power():
+    cfg = config("coupling")
+    slow = synthetic._patient(cfg.seed, 3).rhythms[0, 0]
+    quiet, preictal = pair(cfg, 3)
+    np.testing.assert_allclose(
+        band_power(preictal, (30, 90)).mean() / band_power(quiet, (30, 90)).mean(), 1, 0.03
+    )
+
+    def modulation(x):  # per electrode: gamma's envelope against the cosine of the slow phase
+        b, a = sp.butter(3, [slow - 1, slow + 1], btype="band", fs=FS)
+        phase = np.angle(sp.hilbert(sp.filtfilt(b, a, x, axis=0), axis=0))
+        b, a = sp.butter(4, [30, 90], btype="band", fs=FS)
+        envelope = np.abs(sp.hilbert(sp.filtfilt(b, a, x, axis=0), axis=0))
+        return np.median(
+            [np.corrcoef(envelope[:, c], np.cos(phase[:, c]))[0, 1] for c in range(16)]
+        )
+
+    assert modulation(preictal) > modulation(quiet) + 0.05
 
 
 def test_mixed_gives_each_patient_its_own_mechanism():

@@ -32,6 +32,8 @@ files' (``reference/dropout_shares.csv``):
 - ``slope``: a flatter 1/f spectrum (a change of the log-log slope about 10 Hz);
 - ``amplitude``: slow amplitude modulation (periods of 5-20 s) of a band, its power
   unchanged;
+- ``coupling``: cross-frequency coupling: gamma (30-90 Hz) swells with the phase of the
+  patient's slow rhythm (2-5 Hz), its power unchanged;
 - ``mixed``: a mechanism per patient (synchrony, amplitude, slope), as real patients differ.
 
 Everything follows from the seed: each file draws from its own seeded generator, so files
@@ -80,6 +82,8 @@ SCENARIO_HOUR_TILT = 0.3  # sd of the hour's log-log tilt where synthetic.hour_t
 SLOPE_SHIFT = 0.3  # preictal flattening of the 1/f slope per unit of strength
 SYNC_BASE, SYNC_GAIN = 0.1, 0.35  # a common source's share: interictal, more per unit
 AM_BASE, AM_GAIN = 0.1, 0.35  # amplitude-modulation depth: interictal, more per unit
+COUPLING_BASE, COUPLING_GAIN = 0.1, 0.35  # gamma's modulation by the slow rhythm's phase
+COUPLED_BAND = (30.0, 90.0)  # Hz: the gamma whose amplitude follows the slow phase
 SPIKES_PER_MINUTE, SPIKE_GAIN = 3.0, 2.0  # interictal rate; preictal rate x (1 + gain x s)
 LINE_HZ = 50.0  # Australia's mains
 
@@ -488,6 +492,9 @@ def _scenario_signal(cfg: SyntheticConfig, segment: PlannedSegment) -> np.ndarra
         wave = np.sin(2 * np.pi * t / rng.uniform(5, 20) + rng.uniform(0, 2 * np.pi))
         envelope = (1 + depth * wave) / np.sqrt(1 + depth**2 / 2)  # the band's power kept
         signal += np.fft.irfft(spectrum * in_band, n=n, axis=1).T * (envelope - 1)[:, None]
+    if kind == "coupling":
+        depth = min(COUPLING_BASE + COUPLING_GAIN * strength, 0.9)
+        signal += _coupled(spectrum, freqs, traits.rhythms[0, 0], n, depth)
 
     signal *= traits.gains * hour.lognormal(0, 0.15, CHANNELS)
     signal *= np.exp(np.outer(np.linspace(-0.5, 0.5, n), rng.normal(0, 0.2, CHANNELS)))  # drift
@@ -505,6 +512,23 @@ def _scenario_signal(cfg: SyntheticConfig, segment: PlannedSegment) -> np.ndarra
     signal = np.round(signal / QUANTUM_UV) * QUANTUM_UV
     _fragmented_drop_out(rng, signal, segment.dropout, fs)
     return signal.astype(np.float32)
+
+
+def _coupled(
+    spectrum: np.ndarray, freqs: np.ndarray, slow_hz: float, n: int, depth: float
+) -> np.ndarray:
+    """What to add so that each electrode's gamma (COUPLED_BAND) swells with the phase of
+    its slow rhythm (``slow_hz`` +- 1 Hz): gamma x (1 + depth cos(phase)), its power kept."""
+    slow = (np.abs(freqs - slow_hz) <= 1.0)[None, :]
+    analytic = np.fft.ifft(  # the slow rhythm's analytic signal: positive frequencies, doubled
+        np.concatenate([2 * spectrum * slow, np.zeros((spectrum.shape[0], n - freqs.size))], 1),
+        axis=1,
+    )
+    phase = np.angle(analytic).T  # (samples, channels)
+    gamma = (freqs >= COUPLED_BAND[0]) & (freqs < COUPLED_BAND[1])
+    fast = np.fft.irfft(spectrum * gamma, n=n, axis=1).T
+    envelope = (1 + depth * np.cos(phase)) / np.sqrt(1 + depth**2 / 2)
+    return fast * (envelope - 1)
 
 
 def _synchronise(
