@@ -123,7 +123,8 @@ def _plain(name: str) -> bool:
 
 
 def pick(grid: Grid, only: str = "", seeds: str = "", scenarios: str = "") -> Grid:
-    """The grid cut to the ``only`` variants, ``scenarios``, and given ``seeds`` (commas)."""
+    """The grid cut to the ``only`` variants and given ``seeds`` (commas); on a scenario
+    grid, ``scenarios`` (any of SCENARIOS, in the grid or not) instead of its own."""
     if scenarios:
         wanted = [s.strip() for s in scenarios.split(",") if s.strip()]
         unknown = [s for s in wanted if s not in SCENARIOS]
