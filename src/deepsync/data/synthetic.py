@@ -374,10 +374,7 @@ def segment_signal(cfg: SyntheticConfig, segment: PlannedSegment) -> np.ndarray:
     freqs = np.fft.rfftfreq(n, 1 / fs)
     slope = traits.slope + hour.normal(0, 0.06)
     log_power = -slope * np.log(np.maximum(freqs, 0.3))
-    rhythm = np.zeros_like(freqs)
-    for centre, width, amp in traits.rhythms * hour.lognormal(0, [0.05, 0.1, 0.35], (3, 3)):
-        rhythm += amp * np.exp(-0.5 * ((freqs - centre) / width) ** 2)
-    log_power += np.log1p(rhythm) + hour.normal(0, 0.25) * (freqs > 30)
+    log_power += _rhythms(traits, hour, freqs)
     nuisance = np.random.default_rng([cfg.seed, 5, *segment.hour_key])  # the implant's hour
     gain, tilt = nuisance.normal(0, 1, 2) * (cfg.hour_gain, cfg.hour_tilt)
     if tilt:  # log power turned about 10 Hz
@@ -385,9 +382,7 @@ def segment_signal(cfg: SyntheticConfig, segment: PlannedSegment) -> np.ndarray:
     in_band = (freqs >= traits.band[0]) & (freqs < traits.band[1])
     if preictal:
         log_power += traits.strength * in_band * hour.uniform(0.6, 1.4)
-    spectrum = rng.standard_normal((CHANNELS, freqs.size)) + 1j * rng.standard_normal(
-        (CHANNELS, freqs.size)
-    )
+    spectrum = _white(rng, freqs.size)
     spectrum *= np.exp(log_power / 2)
     spectrum[:, (freqs < 0.1) | (freqs > 0.95 * fs / 2)] = 0
     sources = np.fft.irfft(spectrum, n=n, axis=1)  # (channels, samples)
@@ -403,6 +398,20 @@ def segment_signal(cfg: SyntheticConfig, segment: PlannedSegment) -> np.ndarray:
     signal = np.round(signal / QUANTUM_UV) * QUANTUM_UV
     _drop_out(rng, signal, segment.dropout)
     return signal.astype(np.float32)
+
+
+def _rhythms(traits: _Patient, hour: np.random.Generator, freqs: np.ndarray) -> np.ndarray:
+    """The log power the hour's rhythms add (the patient's, varied by the hour), and the
+    hour's own level above 30 Hz."""
+    rhythm = np.zeros_like(freqs)
+    for centre, width, amp in traits.rhythms * hour.lognormal(0, [0.05, 0.1, 0.35], (3, 3)):
+        rhythm += amp * np.exp(-0.5 * ((freqs - centre) / width) ** 2)
+    return np.log1p(rhythm) + hour.normal(0, 0.25) * (freqs > 30)
+
+
+def _white(rng: np.random.Generator, bins: int) -> np.ndarray:
+    """(channels, bins) complex Gaussian spectra: one independent source per electrode."""
+    return rng.standard_normal((CHANNELS, bins)) + 1j * rng.standard_normal((CHANNELS, bins))
 
 
 def _add_artefacts(rng: np.random.Generator, signal: np.ndarray, fs: int) -> None:
@@ -466,16 +475,11 @@ def _scenario_signal(cfg: SyntheticConfig, segment: PlannedSegment) -> np.ndarra
     if kind == "slope":
         slope -= SLOPE_SHIFT * strength
     log_power = -slope * np.log(np.maximum(freqs, 0.3) / 10.0)  # turned about 10 Hz
-    rhythm = np.zeros_like(freqs)
-    for centre, width, amp in traits.rhythms * hour.lognormal(0, [0.05, 0.1, 0.35], (3, 3)):
-        rhythm += amp * np.exp(-0.5 * ((freqs - centre) / width) ** 2)
-    log_power += np.log1p(rhythm) + hour.normal(0, 0.25) * (freqs > 30)
+    log_power += _rhythms(traits, hour, freqs)
     in_band = (freqs >= traits.band[0]) & (freqs < traits.band[1])
     if kind == "band":
         log_power += strength * in_band
-    spectrum = rng.standard_normal((CHANNELS, freqs.size)) + 1j * rng.standard_normal(
-        (CHANNELS, freqs.size)
-    )
+    spectrum = _white(rng, freqs.size)
     amplitude = np.exp(log_power / 2) * ((freqs >= 0.1) & (freqs <= 0.95 * fs / 2))
     spectrum *= amplitude
     mixing = traits.mixing + hour.normal(0, 0.08, traits.mixing.shape)
