@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 import warnings
 from pathlib import Path
 
@@ -153,6 +154,9 @@ def test_a_two_variant_grid_on_the_tiny_set(tiny_cache, tiny_set, tmp_path):
         for s in (1, 2)
     ]
     assert len(set(folds)) == 1  # every variant and seed on the same folds
+    for s in (1, 2):  # the same baseline in both variants: trained once, linked once
+        linked = runs_root / f"spectrum-seed{s}" / "baseline" / "oof.csv"
+        assert os.path.samefile(linked, runs_root / f"logistic-seed{s}" / "baseline" / "oof.csv")
     cnn = [
         json.loads((runs_root / f"spectrum-seed{s}/cnn/metrics.json").read_text()) for s in (1, 2)
     ]

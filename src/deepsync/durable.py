@@ -128,6 +128,39 @@ def copy_file(source: Path | str, path: Path | str) -> Path:
     return Path(path)
 
 
+def link_folder(source: Path | str, path: Path | str) -> Path:
+    """A copy of the folder ``source`` as ``path`` (absent), all or nothing.
+
+    Files are hard links where the file system allows (the kit never writes a file in
+    place, so the two stay apart), copies elsewhere; the tree is built as ``path.partial``
+    (a stale one from an interrupted copy is removed first), synced, then renamed.
+    """
+    source, path = Path(source), Path(path)
+    partial = path.with_name(path.name + PARTIAL)
+    shutil.rmtree(partial, ignore_errors=True)
+
+    def link(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+        _sync_file(Path(dst))
+
+    try:
+        with naming(path, instead_of=partial):
+            shutil.copytree(source, partial, copy_function=link, ignore=_no_locks)
+            os.rename(partial, path)
+            _sync_folder(path.parent)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return path
+
+
+def _no_locks(_folder: str, names: list[str]) -> list[str]:
+    return [n for n in names if n == LOCK_FILE or n.endswith(PARTIAL)]
+
+
 def write_csv(path: Path | str, frame, **options) -> Path:
     """A pandas frame as CSV (no index unless ``options`` say so), atomically."""
     options.setdefault("index", False)

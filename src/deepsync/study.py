@@ -260,7 +260,10 @@ def _train_set(
                 if not (folder / "folds.csv").exists():
                     copy_file(folds, folder / "folds.csv")
                 clock = time.perf_counter()
-                train(config, progress=progress)  # a run that gains models: CNN folds kept
+                siblings = [run_folder(c) for _, _, c in runs if c is not config]
+                # a run that gains models keeps its CNN folds; a model trained with the
+                # same settings by another variant of the set is linked, not trained again
+                train(config, progress=progress, reuse=siblings)
                 seconds = time.perf_counter() - clock
                 if record.exists():  # the time of the models trained before, and now
                     seconds += read_json(record)["seconds"]

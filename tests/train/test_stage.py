@@ -181,6 +181,60 @@ def test_a_run_folder_with_other_settings_is_refused(trained):
         train(changed, progress=False)
 
 
+def test_a_model_trained_with_the_same_settings_in_another_run_is_linked(trained, monkeypatch):
+    config, cache, report = trained
+    base = config.train.runs_root.parent
+    from deepsync.train import cnn, tabular
+
+    calls = []
+    fit_predict, fit_fold = tabular.fit_predict, cnn.fit_fold
+    monkeypatch.setattr(
+        tabular, "fit_predict", lambda *a, **k: calls.append(a[1].name) or fit_predict(*a, **k)
+    )
+    monkeypatch.setattr(cnn, "fit_fold", lambda *a, **k: calls.append("cnn") or fit_fold(*a, **k))
+    # another CNN (a window model's results do not depend on it) and one more window model
+    other = tiny_config(
+        tiny_set_of(cache),
+        base,
+        *FAST_CNN,
+        "cnn.lr=0.01",
+        "train.run=other",
+        "train.models=baseline,cnn,logistic:stats",
+    )
+    (other.train.runs_root / "other").mkdir(parents=True)
+    (other.train.runs_root / "other" / "folds.csv").write_bytes(
+        (report.folder / "folds.csv").read_bytes()
+    )
+    again = train(other, progress=False, reuse=[report.folder])
+    assert set(calls) == {"cnn", "logistic:stats"}  # baseline linked, the rest trained
+    held = again.folder / "baseline"
+    for name in ("oof.csv", "test.csv", "metrics.json"):
+        assert os.path.samefile(held / name, report.folder / "baseline" / name)
+    assert again.metrics["baseline"] == report.metrics["baseline"]
+    assert json.loads((again.folder / "config.json").read_text())["models"][0] == "baseline"
+    assert not list(again.folder.rglob("*.partial"))
+
+    calls.clear()  # other settings of the model, or other folds: trained, not linked
+    changed = tiny_config(
+        tiny_set_of(cache),
+        base,
+        "baseline.iterations=20",
+        "train.run=changed",
+        "train.models=baseline",
+    )
+    train(changed, progress=False, reuse=[report.folder])
+    swapped = tiny_config(  # the same settings on folds numbered the other way round
+        tiny_set_of(cache), base, "train.run=swapped", "train.models=baseline"
+    )
+    folds = pd.read_csv(report.folder / "folds.csv")
+    (swapped.train.runs_root / "swapped").mkdir()
+    folds.assign(fold=folds["fold"].max() - folds["fold"]).to_csv(
+        swapped.train.runs_root / "swapped" / "folds.csv", index=False
+    )
+    train(swapped, progress=False, reuse=[report.folder])
+    assert calls.count("baseline") == 2 * config.train.folds * 2  # 2 runs x folds x patients
+
+
 @pytest.fixture(scope="module")
 def default_set(tmp_path_factory):
     """The synthetic default, as `make demo` builds it (about a minute on 2 cores)."""

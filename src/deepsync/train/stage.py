@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import json
 import platform
+import shutil
 import subprocess
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,7 +34,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from deepsync.config import Config
-from deepsync.durable import FolderLock, read_json, write_csv, write_text
+from deepsync.durable import FolderLock, link_folder, read_json, write_csv, write_text
 from deepsync.errors import DeepSyncError
 from deepsync.features.cache import FeatureCache, cache_folder
 from deepsync.train import tabular
@@ -61,8 +63,13 @@ def run_folder(config: Config) -> Path:
     return Path(config.train.runs_root) / config.train.run
 
 
-def train(config: Config, *, progress: bool = True) -> TrainReport:
-    """Fit every configured model; write OOF and test predictions and metrics."""
+def train(config: Config, *, progress: bool = True, reuse: Sequence[Path] = ()) -> TrainReport:
+    """Fit every configured model; write OOF and test predictions and metrics.
+
+    ``reuse``: other run folders (the study's variants on the same set) whose models this
+    run takes, linked rather than trained again, where one was trained on the same folds
+    with the same settings (`model_settings`).
+    """
     started = time.perf_counter()
     models = tabular.parse_models(config.train.models, config.baseline)
     if any(m.estimator == "cnn" for m in models):
@@ -75,13 +82,18 @@ def train(config: Config, *, progress: bool = True) -> TrainReport:
         for model in models:  # a missing family is an error before anything trains
             cache.check_families(model.families)
         with FolderLock(folder, "deepsync train"):
-            report = _train(config, cache, models, folder, progress)
+            report = _train(config, cache, models, folder, progress, reuse)
     report.seconds = time.perf_counter() - started
     return report
 
 
 def _train(
-    config: Config, cache: FeatureCache, models: list, folder: Path, progress: bool
+    config: Config,
+    cache: FeatureCache,
+    models: list,
+    folder: Path,
+    progress: bool,
+    reuse: Sequence[Path] = (),
 ) -> TrainReport:
     _claim(folder, config)
     segments = training_segments(cache.segments, _patients(config))
@@ -93,6 +105,10 @@ def _train(
     test = _test_segments(cache, folds)
     report = TrainReport(folder)
     for model in models:
+        if (source := _same_model(folder, config, model, reuse)) is not None:
+            report.metrics[model.name] = _adopt(source, folder, model)
+            tqdm.write(f"{model.name}: the same model as {source.parent} (linked, not trained)")
+            continue
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             if model.estimator == "cnn":
@@ -153,6 +169,49 @@ def _claim(folder: Path, config: Config) -> None:
         return
     described = {"settings": settings, "config": config.to_dict(), "models": []}
     write_text(path, json.dumps({**described, **_provenance()}, indent=1))
+
+
+def model_settings(settings: dict, model: tabular.ModelSpec) -> dict:
+    """What one model's results depend on: a run's `run_settings` less the run's name and
+    the section of the other kind of model (a window model's ``cnn``, the CNN's
+    ``baseline``)."""
+    kept = {
+        k: v
+        for k, v in settings.items()
+        if k != ("baseline" if model.estimator == "cnn" else "cnn")
+    }
+    kept["train"] = {k: v for k, v in kept["train"].items() if k != "run"}
+    return kept
+
+
+def _same_model(
+    folder: Path, config: Config, model: tabular.ModelSpec, runs: Sequence[Path]
+) -> Path | None:
+    """The folder of ``model`` in one of ``runs`` trained on this run's folds with the same
+    settings, if this run does not hold it yet; else None."""
+    if not runs or model.name in trained_models(folder):
+        return None
+    wanted = model_settings(run_settings(config), model)
+    folds = (folder / "folds.csv").read_bytes()
+    for run in runs:
+        run = Path(run)
+        if run.resolve() == folder.resolve() or model.name not in trained_models(run):
+            continue
+        saved = read_json(run / "config.json").get("settings") or {}
+        same = model_settings(saved, model) == wanted if "train" in saved else False
+        if same and (run / "folds.csv").exists() and (run / "folds.csv").read_bytes() == folds:
+            return trained_models(run)[model.name]
+    return None
+
+
+def _adopt(source: Path, folder: Path, model: tabular.ModelSpec) -> dict:
+    """``source`` (a model's folder of another run) as this run's ``model``; its metrics."""
+    out = folder / model.folder
+    if out.exists():  # an interrupted training of the model here: the copy replaces it
+        shutil.rmtree(out)
+    link_folder(source, out)
+    _record_model(folder, model)
+    return read_json(out / "metrics.json")
 
 
 def _record_model(folder: Path, model: tabular.ModelSpec) -> None:
