@@ -61,6 +61,10 @@ class SyntheticConfig:
     # default) or one of the suite's, which always carry the nuisances of real implants
     # (their hour gain and tilt are these two when set, else 0.35 and 0.3).
     scenario: str = "demo"
+    # > 0: each patient's file counts are the real competition's times this (training
+    # interictal, unsafe, preictal, labelled old-test and test files; at least 3 preictal
+    # hours), instead of the five counts above: `make bench-scale`'s sizes (1/32 .. 1/4).
+    scale: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -214,6 +218,11 @@ class Config:
             raise DeepSyncError("synthetic.unsafe_hours must be below synthetic.interictal_hours")
         if s.extra_preictal < 0:
             raise DeepSyncError("synthetic.extra_preictal must not be negative")
+        if not 0 <= s.scale <= 1 or (s.scale and s.patients > 3):
+            raise DeepSyncError(
+                f"synthetic.scale={s.scale} must be between 0 and 1, with at most the real "
+                "3 patients"
+            )
         if s.hour_gain < 0 or s.hour_tilt < 0:
             raise DeepSyncError("synthetic.hour_gain and synthetic.hour_tilt must not be negative")
         if s.scenario not in SCENARIOS:

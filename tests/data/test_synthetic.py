@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import scipy.io
 
-from deepsync.config import SyntheticConfig
+from deepsync.config import SyntheticConfig, load_config
 from deepsync.data import synthetic
 from deepsync.data.layout import hour_group, kaggle_path, parse_name
 from deepsync.data.segment import read_segment
+from deepsync.errors import DeepSyncError
 from tests.conftest import TINY
 
 
@@ -246,3 +247,36 @@ def test_dropout_is_common_and_some_files_are_all_zero():
     x = synthetic.segment_signal(CFG, partial)
     lost = np.all(x == 0, axis=1).mean()
     assert lost == pytest.approx(partial.dropout, abs=0.01)
+
+
+def test_a_scaled_set_has_the_real_patients_counts_times_the_scale():
+    real = synthetic.real_counts()
+    assert sum(p["interictal"] + p["preictal"] for p in real.values()) == 6042
+    assert sum(p["old_test"] for p in real.values()) == 283
+    assert sum(p["test"] for p in real.values()) == 1908
+    assert [real[p]["unsafe"] for p in (1, 2, 3)] == [582, 360, 336]
+
+    def counts(scale):
+        planned = synthetic.plan(SyntheticConfig(scale=scale, seconds=1, scenario="band"))
+        kinds = Counter(
+            (s.patient, s.kind, s.label if s.kind == "train" else None) for s in planned
+        )
+        unsafe = Counter(s.patient for s in planned if not s.safe)
+        return kinds, unsafe
+
+    kinds, unsafe = counts(1.0)  # the real set's size, file for file
+    for p, files in real.items():
+        assert kinds[p, "train", 0] == files["interictal"] and unsafe[p] == files["unsafe"]
+        assert kinds[p, "train", 1] == files["preictal"]
+        assert kinds[p, "old_test", None] == files["old_test"]
+        assert kinds[p, "test", None] == files["test"]
+    kinds, unsafe = counts(1 / 8)
+    for p, files in real.items():  # whole hours of six files, near an eighth of each count
+        assert kinds[p, "train", 0] == 6 * round(files["interictal"] / 8 / 6)
+        assert abs(kinds[p, "test", None] - files["test"] / 8) <= 3
+        assert kinds[p, "train", 1] == 6 * 3  # 25 hours / 8: the floor of three folds' hours
+        assert 0 < unsafe[p] < kinds[p, "train", 0]
+    plain = synthetic.plan(SyntheticConfig())
+    assert plain == synthetic.plan(SyntheticConfig(scale=0.0))  # 0: the set's own counts
+    with pytest.raises(DeepSyncError, match="synthetic.scale"):
+        load_config(overrides=["synthetic.scale=0.5", "synthetic.patients=4"])

@@ -47,7 +47,7 @@ import functools
 import json
 import shutil
 from contextlib import closing
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from importlib import resources
 from pathlib import Path
 
@@ -110,16 +110,17 @@ def plan(cfg: SyntheticConfig) -> list[PlannedSegment]:
     planned: list[PlannedSegment] = []
     n = cfg.seconds * cfg.sampling_rate
     for patient in range(1, cfg.patients + 1):
+        own = patient_counts(cfg, patient)  # its hours and files
         if cfg.scenario == "demo":
             dropout_share = _demo_dropout_share
         else:  # the patient's real distribution
             dropout_share = functools.partial(_real_dropout_share, patient=patient)
-        unsafe = set(rng.choice(cfg.interictal_hours, cfg.unsafe_hours, replace=False).tolist())
-        for label, hours in ((0, cfg.interictal_hours), (1, cfg.preictal_hours)):
+        unsafe = set(rng.choice(own.interictal_hours, own.unsafe_hours, replace=False).tolist())
+        for label, hours in ((0, own.interictal_hours), (1, own.preictal_hours)):
             for hour in range(hours):
                 leak = label == 0 and hour in unsafe
                 # An unsafe hour replays a preictal hour, shifted in time: the leak.
-                key = (patient, 1, hour % cfg.preictal_hours) if leak else (patient, label, hour)
+                key = (patient, 1, hour % own.preictal_hours) if leak else (patient, label, hour)
                 for seq in range(1, SEGMENTS_PER_HOUR + 1):
                     number = hour * SEGMENTS_PER_HOUR + seq
                     planned.append(
@@ -138,7 +139,7 @@ def plan(cfg: SyntheticConfig) -> list[PlannedSegment]:
                     )
         # Labelled preictal files of the old test set: numbered among unlabelled ones.
         numbers = rng.choice(
-            np.arange(1, 10 * cfg.extra_preictal + 2), cfg.extra_preictal, replace=False
+            np.arange(1, 10 * own.extra_preictal + 2), own.extra_preictal, replace=False
         )
         for number in sorted(numbers.tolist()):
             planned.append(
@@ -155,7 +156,7 @@ def plan(cfg: SyntheticConfig) -> list[PlannedSegment]:
                     dropout=dropout_share(rng),
                 )
             )
-        planned += _plan_test(rng, cfg, patient, dropout_share)
+        planned += _plan_test(rng, own, patient, dropout_share)
     # A few all-zero files, as the real folders have: one training, one test per patient.
     for patient in range(1, cfg.patients + 1):
         for kind in ("train", "test"):
@@ -163,6 +164,57 @@ def plan(cfg: SyntheticConfig) -> list[PlannedSegment]:
             i = int(rng.choice(choices))
             planned[i] = PlannedSegment(**{**asdict(planned[i]), "dropout": 1.0})
     return planned
+
+
+MIN_SCALED_PREICTAL_HOURS = 3  # a scaled set keeps a preictal hour for each of 3 folds
+
+
+@functools.cache
+def real_counts() -> dict[int, dict[str, int]]:
+    """Per real patient, its files in the competition: training ``interictal`` (``unsafe``
+    of them marked safe=0), ``preictal``, labelled ``old_test`` and ``test`` (from the
+    embedded label table and sample submission)."""
+    folder = resources.files("deepsync.data").joinpath("reference")
+    counts = {
+        p: dict.fromkeys(("interictal", "unsafe", "preictal", "old_test", "test"), 0)
+        for p in (1, 2, 3)
+    }
+    with folder.joinpath("train_and_test_data_labels_safe.csv").open() as handle:
+        for row in csv.DictReader(handle):
+            parts = row["image"].split("_")
+            patient = counts[int(parts[0])]
+            if len(parts) == 2:  # 1_12.mat: the old test set's
+                patient["old_test"] += 1
+            elif row["class"] == "1":
+                patient["preictal"] += 1
+            else:
+                patient["interictal"] += 1
+                patient["unsafe"] += row["safe"] == "0"
+    with folder.joinpath("sample_submission.csv").open() as handle:
+        for row in csv.DictReader(handle):
+            counts[int(row["File"].split("_")[1])]["test"] += 1
+    return counts
+
+
+def patient_counts(cfg: SyntheticConfig, patient: int) -> SyntheticConfig:
+    """``cfg`` with ``patient``'s hours and files: its own counts, or with
+    ``synthetic.scale`` the real patient's times the scale (whole hours of six files)."""
+    if not cfg.scale:
+        return cfg
+    real = real_counts()[patient]
+
+    def hours(files: int, least: int) -> int:
+        return max(least, round(files * cfg.scale / SEGMENTS_PER_HOUR))
+
+    interictal = hours(real["interictal"], 2)
+    return replace(
+        cfg,
+        interictal_hours=interictal,
+        unsafe_hours=min(interictal - 1, hours(real["unsafe"], 0)),
+        preictal_hours=hours(real["preictal"], MIN_SCALED_PREICTAL_HOURS),
+        extra_preictal=round(real["old_test"] * cfg.scale),
+        test_hours=hours(real["test"], 1),
+    )
 
 
 def _plan_test(
