@@ -10,7 +10,8 @@ DS     := $(BIN)/deepsync
 #   SOURCE=synthetic|kaggle|dir   DATA_DIR=/path   KAGGLE_DATASET=owner/slug
 #   PROFILE=file.toml             SET="section.key=value ..."
 #   BENCH_ARGS="--files 12 --reps 3" (bench-features), "--steps 20 --variants bf16,bf16-cl"
-#              (bench-train; it uses PROFILE=gpu-inception unless given)
+#              (bench-train; it uses PROFILE=gpu-inception unless given),
+#              "--sizes 32,16 --models baseline,feng_knn" (bench-scale)
 #   SUBMIT=1 MSG="..." (make submit sends to Kaggle)   KAGGLE=1 (make leaderboard asks Kaggle)
 #   FILE=path.csv (validate, score)   FILES="a.csv b.csv" WEIGHTS=2,1 OUT=path.csv (blend)
 #   STUDY="--only a,b --seeds 1,2 --scenarios band,spikes --grid file.toml" (make study: the
@@ -42,7 +43,7 @@ DATA_ARGS   := $(if $(SOURCE),--source $(SOURCE)) $(if $(DATA_DIR),--data-dir $(
 
 .PHONY: help setup data features train leak-check submit validate score blend leaderboard report \
         kernel kernel-local kaggle-dataset kernel-push kernel-status kernel-output \
-        bench-features bench-train demo study test test-all lint format clean
+        bench-features bench-scale clean-scale bench-train demo study test test-all lint format clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -108,6 +109,12 @@ kernel-output: setup ## fetch the kernels' outputs, merge the patients, make the
 
 bench-features: setup ## benchmark the feature stage against loadmat and scipy (prints figures)
 	$(BIN)/python -m deepsync.features.bench $(BENCH_ARGS)
+
+bench-scale: setup ## every stage at 1/32..1/4 of the real size: seconds, peak RSS, growth, projection
+	$(BIN)/python -m deepsync.scale $(BENCH_ARGS)
+
+clean-scale: ## remove the bench-scale sets (data/scale)
+	rm -rf data/scale
 
 bench-train: setup ## CNN training speed: fp32, bf16, channels_last, compile, the loader (GPU)
 	$(BIN)/python -m deepsync.train.bench --profile $(or $(PROFILE),gpu-inception) \

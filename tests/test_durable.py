@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -227,3 +228,24 @@ def test_a_damaged_csv_file_is_one_line_naming_it(tmp_path):
     path.write_bytes(b"segment,fold\na.mat,1\nb.mat,2,x,y\n")  # two files run together
     with pytest.raises(DeepSyncError, match="is damaged"):
         durable.read_csv(path)
+
+
+def test_an_empty_array_writes_nothing_and_an_array_its_bytes(tmp_path):
+    fd = os.open(tmp_path / "rows", os.O_RDWR | os.O_CREAT)
+    try:
+        write_all(fd, np.zeros((0, 16, 12), np.float32), 0)  # a family with no window
+        assert os.fstat(fd).st_size == 0
+        rows = np.arange(6, dtype=np.float32).reshape(2, 3)
+        write_all(fd, rows, 4)
+    finally:
+        os.close(fd)
+    assert (tmp_path / "rows").read_bytes() == b"\0" * 4 + rows.tobytes()
+
+
+def test_the_checksum_of_rows_skips_empty_arrays():
+    rows = np.arange(6, dtype=np.float32).reshape(2, 3)
+    empty = np.zeros((0, 16, 12), np.float32)
+    assert (
+        durable.checksum(rows, empty) == durable.checksum(rows) == durable.checksum(rows.tobytes())
+    )
+    assert durable.checksum(rows) != durable.checksum(rows[::-1].copy())

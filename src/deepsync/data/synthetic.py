@@ -166,7 +166,7 @@ def plan(cfg: SyntheticConfig) -> list[PlannedSegment]:
     return planned
 
 
-MIN_SCALED_PREICTAL_HOURS = 3  # a scaled set keeps a preictal hour for each of 3 folds
+MIN_SCALED_HOURS = 3  # a scaled set keeps a safe hour of each class for each of 3 folds
 
 
 @functools.cache
@@ -206,12 +206,12 @@ def patient_counts(cfg: SyntheticConfig, patient: int) -> SyntheticConfig:
     def hours(files: int, least: int) -> int:
         return max(least, round(files * cfg.scale / SEGMENTS_PER_HOUR))
 
-    interictal = hours(real["interictal"], 2)
+    unsafe = hours(real["unsafe"], 0)
     return replace(
         cfg,
-        interictal_hours=interictal,
-        unsafe_hours=min(interictal - 1, hours(real["unsafe"], 0)),
-        preictal_hours=hours(real["preictal"], MIN_SCALED_PREICTAL_HOURS),
+        interictal_hours=hours(real["interictal"], unsafe + MIN_SCALED_HOURS),
+        unsafe_hours=unsafe,
+        preictal_hours=hours(real["preictal"], MIN_SCALED_HOURS),
         extra_preictal=round(real["old_test"] * cfg.scale),
         test_hours=hours(real["test"], 1),
     )
