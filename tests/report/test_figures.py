@@ -36,3 +36,13 @@ def test_the_kits_models_keep_their_colours_whatever_runs_beside_them():
     mixed = figures.model_colours(["gbm:all", "baseline", "knn:power", "cnn"])
     assert mixed["baseline"] == alone["baseline"] and mixed["cnn"] == alone["cnn"]
     assert len(set(mixed.values())) == 4
+
+
+def test_the_mean_stack_reads_in_chunks_and_equals_the_mean_of_every_row():
+    rng = np.random.default_rng(3)
+    stacks = rng.normal(size=(40, 4, 5, 6)).astype(np.float16)
+    rows = np.array([1, 3, 4, 9, 17, 20, 33, 39])
+    whole = np.asarray(stacks[rows], dtype=np.float64).mean(axis=(0, 3))
+    for chunk in (1, 3, 256):
+        np.testing.assert_allclose(figures.mean_stack(stacks, rows, chunk), whole, rtol=1e-12)
+    assert np.isnan(figures.mean_stack(stacks, rows[:0])).all()

@@ -70,6 +70,16 @@ def data_summary(segments: pd.DataFrame):
     return fig
 
 
+def mean_stack(stacks: np.ndarray, rows: np.ndarray, chunk: int = 256) -> np.ndarray:
+    """(electrodes, bands): the mean over ``rows`` and frames of ``stacks``, read ``chunk``
+    rows at a time (a patient's stacks at full size are gigabytes)."""
+    total = np.zeros(stacks.shape[1:3], dtype=np.float64)
+    for start in range(0, len(rows), chunk):
+        part = np.asarray(stacks[rows[start : start + chunk]], dtype=np.float64)
+        total += part.sum(axis=(0, 3))
+    return total / (len(rows) * stacks.shape[3]) if len(rows) else total * np.nan
+
+
 def band_difference(cache: FeatureCache, patient: int, axes_of: StackAxes):
     """Mean preictal minus mean interictal log power, per electrode and band (heat map)."""
     pyplot = plt()
@@ -84,7 +94,7 @@ def band_difference(cache: FeatureCache, patient: int, axes_of: StackAxes):
     means = {}
     for label in (0, 1):
         rows = s.loc[usable & (s["label"] == label), "row"].to_numpy()
-        means[label] = np.asarray(cache.stacks[np.sort(rows)], dtype=np.float64).mean(axis=(0, 3))
+        means[label] = mean_stack(cache.stacks, np.sort(rows))
     difference = means[1] - means[0]  # (electrodes, bands)
     limit = float(np.abs(difference).max()) or 1.0
     fig, ax = pyplot.subplots(figsize=(10, 4))
