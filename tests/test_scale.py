@@ -70,3 +70,7 @@ def test_bench_scale_runs_every_stage_at_two_sizes_and_resumes(tmp_path, capsys)
     assert "bench-scale 1/" not in capsys.readouterr().out
     again = {d: json.loads((tmp_path / f"1-{d}" / "bench.json").read_text()) for d in (512, 128)}
     assert again == records
+    other = [*args, "--scenario", "spikes"]  # a size measured with other settings
+    with pytest.raises(SystemExit, match="measured with other settings"):
+        scale.main(other)
+    assert scale.main([*args[:1], "0,8", *args[2:]]) == 2  # sizes are denominators >= 1

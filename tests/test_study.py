@@ -207,12 +207,20 @@ def test_a_two_variant_grid_on_the_tiny_set(tiny_cache, tiny_set, tmp_path):
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        grown = run_study(wider, None, overrides, out, progress=False).table
+        grown_report = run_study(wider, None, overrides, out, progress=False)
+    grown = grown_report.table
     assert stamps == {p: p.stat().st_mtime_ns for p in runs_root.rglob("result.json")}
     assert list(grown["model"]) == ["baseline", "cnn", "logistic:stats", "blend"]
     cnn_rows = [t[t["model"] == "cnn"].iloc[0] for t in (table, grown)]
     assert cnn_rows[0]["pooled"] == cnn_rows[1]["pooled"]
-    assert cnn_rows[1]["seconds"] > cnn_rows[0]["seconds"]  # the new model's time added
+    run = runs_root / "spectrum-seed1"  # a run's seconds: its models' fitting times
+    parts = [
+        json.loads((run / m / "metrics.json").read_text())["seconds"]
+        for m in ("baseline", "cnn", "logistic-stats")
+    ]
+    rows = grown_report.runs
+    assert rows.loc[rows["seed"] == 1, "seconds"].iloc[0] == pytest.approx(sum(parts))
+    assert min(parts) > 0
 
 
 def grid_names(grid):

@@ -135,7 +135,8 @@ def link_folder(source: Path | str, path: Path | str) -> Path:
 
     Files are hard links where the file system allows (the kit never writes a file in
     place, so the two stay apart), copies elsewhere; the tree is built as ``path.partial``
-    (a stale one from an interrupted copy is removed first), synced, then renamed.
+    (a stale one from an interrupted copy is removed first), its files and folders synced,
+    then renamed.
     """
     source, path = Path(source), Path(path)
     partial = path.with_name(path.name + PARTIAL)
@@ -151,6 +152,8 @@ def link_folder(source: Path | str, path: Path | str) -> Path:
     try:
         with naming(path, instead_of=partial):
             shutil.copytree(source, partial, copy_function=link, ignore=_no_locks)
+            for folder, _, _ in os.walk(partial, topdown=False):  # its entries made durable
+                _sync_folder(Path(folder))
             os.rename(partial, path)
             _sync_folder(path.parent)
     except BaseException:

@@ -4,13 +4,14 @@ Per size (by default 1/32, 1/16, 1/8 and 1/4 of each patient's real training, la
 old-test and test files: `synthetic.scale`; 600 s segments with the `band` scenario's
 nuisances and the real files' fragmented dropout) it runs each stage in its own process,
 as `make` does, and records its wall time and peak RSS (of the largest process: the stage's
-own or one of its workers): data, features (the default families, then the winners' four
-added to the same cache), every model of the `winners` profile one at a time (the default
-``train.models`` are among them), submit and report. Then one table: seconds and peak RSS
-per stage and size, each stage's growth exponent over the sizes (seconds ~ segments^b, a
-least-squares fit of the logs) and its projection to the full size (8,233 files) on this
-machine. Sets stay in ``data/scale/`` for the next run (``make clean-scale`` removes them);
-a stage measured before is not run again, so Ctrl-C loses at most the stage under way.
+own or one of its workers): data, features (the default families, then the `winners`
+profile's, every family and the winners' four, in a cache of their own), every model of the
+`winners` profile one at a time (the default ``train.models`` are among them), submit and
+report. Then one table: seconds and peak RSS per stage and size, each stage's growth
+exponent over the sizes (seconds ~ segments^b, a least-squares fit of the logs) and its
+projection to the full size (8,233 files) on this machine. Sets stay in ``data/scale/`` for
+the next run (``make clean-scale`` removes them); a stage measured before is not run again,
+so Ctrl-C loses at most the stage under way.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ SIZES = (32, 16, 8, 4)  # denominators of the real size
 FULL_SEGMENTS = 8233  # the real training, labelled old-test and test files
 PROFILE = "winners"  # every model: the kit's defaults and the 2016 winners' seven
 RECORD = "bench.json"
+SETTINGS = "settings.json"  # the scenario, workers and --set values a size was measured with
 # make submit as the kit's default (not the winners profile's fixed blend): the best of
 # every model and their blend, with weights searched on the folds
 KIT_SUBMIT = (
@@ -105,6 +107,14 @@ def run_size(
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / RECORD
     records = read_json(path) if path.exists() else {}
+    chosen = {"scenario": scenario, "workers": workers, "settings": extra}
+    made = folder / SETTINGS
+    if made.exists() and read_json(made) != chosen:
+        raise SystemExit(
+            f"bench-scale: {folder} was measured with other settings ({read_json(made)}); "
+            "give another --root, or `make clean-scale` to start again"
+        )
+    write_text(made, json.dumps(chosen))
     common = ["--profile", PROFILE, "--workers", str(workers)]
     for option in [
         *settings(folder, denominator, scenario),
@@ -226,7 +236,8 @@ def render(results: dict[int, dict]) -> str:
         lines.append(f"projected at full size, {label}: {total / 60:.1f} min")
     lines.append(
         f"(!): exponent above {EXPONENT_LIMIT}: the stage grows faster than its data; "
-        "memory: the largest process, straight line through the sizes"
+        "MiB: peak RSS of the stage's largest process (a stage with N workers needs about N times "
+        "a worker's), straight line through the sizes"
     )
     return "\n".join(lines)
 
@@ -272,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         sizes = [int(s) for s in args.sizes.split(",")]
+        if min(sizes) < 1:
+            raise ValueError(f"--sizes {args.sizes}: each a denominator of at least 1")
         models = (args.models or load_config(PROFILE).train.models).split(",")
     except (ValueError, DeepSyncError) as error:
         print(f"bench-scale: {error}", file=sys.stderr)

@@ -201,18 +201,24 @@ def test_a_model_trained_with_the_same_settings_in_another_run_is_linked(trained
         "train.run=other",
         "train.models=baseline,cnn,logistic:stats",
     )
-    (other.train.runs_root / "other").mkdir(parents=True)
+    (other.train.runs_root / "other" / "baseline").mkdir(parents=True)
+    (other.train.runs_root / "other" / "baseline" / "oof.csv").write_text("half-written")
     (other.train.runs_root / "other" / "folds.csv").write_bytes(
         (report.folder / "folds.csv").read_bytes()
     )
-    again = train(other, progress=False, reuse=[report.folder])
+    damaged = base / "runs" / "damaged"  # a sibling that cannot be read is passed over
+    (damaged / "baseline").mkdir(parents=True)
+    (damaged / "config.json").write_text("{not json")
+    again = train(other, progress=False, reuse=[damaged, report.folder])
     assert set(calls) == {"cnn", "logistic:stats"}  # baseline linked, the rest trained
     held = again.folder / "baseline"
     for name in ("oof.csv", "test.csv", "metrics.json"):
         assert os.path.samefile(held / name, report.folder / "baseline" / name)
-    assert again.metrics["baseline"] == report.metrics["baseline"]
+    assert again.metrics["baseline"] == json.loads((held / "metrics.json").read_text())
+    assert again.metrics["baseline"]["pooled_auc"] == report.metrics["baseline"]["pooled_auc"]
     assert json.loads((again.folder / "config.json").read_text())["models"][0] == "baseline"
-    assert not list(again.folder.rglob("*.partial"))
+    assert not list(again.folder.rglob("*.partial")) and not list(again.folder.rglob("*.stale"))
+    assert again.metrics["logistic:stats"]["seconds"] > 0  # each model's fitting time
 
     calls.clear()  # other settings of the model, or other folds: trained, not linked
     changed = tiny_config(

@@ -8,7 +8,8 @@ Layout of ``runs/<run>/``:
   model's name with ':' as '-', as ``gbm-power+corr``);
 - ``<model>/test.csv``: segment, patient, all_zero, fold, score (each fold's model on the
   test set; all-zero segments are predicted too, and flagged);
-- ``<model>/metrics.json``: AUC per fold and patient, pooled raw and calibrated;
+- ``<model>/metrics.json``: AUC per fold and patient, pooled raw and calibrated, and the
+  seconds its fitting took;
 - ``cnn/patient<P>/fold<K>/``: best.pt, log.csv, result.json (last.pt while training);
   ``cnn/all/fold<K>/`` instead with ``cnn.scope=all`` (one model of every patient per fold).
 A rerun skips CNN folds whose result is saved and resumes a fold that was interrupted
@@ -20,6 +21,7 @@ Models may be added to a run later (``train.models`` is not such a setting).
 from __future__ import annotations
 
 import json
+import os
 import platform
 import shutil
 import subprocess
@@ -34,7 +36,14 @@ import pandas as pd
 from tqdm import tqdm
 
 from deepsync.config import Config
-from deepsync.durable import FolderLock, link_folder, read_json, write_csv, write_text
+from deepsync.durable import (
+    FolderLock,
+    link_folder,
+    read_csv,
+    read_json,
+    write_csv,
+    write_text,
+)
 from deepsync.errors import DeepSyncError
 from deepsync.features.cache import FeatureCache, cache_folder
 from deepsync.train import tabular
@@ -109,6 +118,7 @@ def _train(
             report.metrics[model.name] = _adopt(source, folder, model)
             tqdm.write(f"{model.name}: the same model as {source.parent} (linked, not trained)")
             continue
+        clock = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             if model.estimator == "cnn":
@@ -122,10 +132,19 @@ def _train(
         write_csv(out / "oof.csv", oof)
         write_csv(out / "test.csv", test_scores)
         metrics = oof_metrics(oof)
+        metrics["seconds"] = (  # its fitting time; a CNN's folds may span several calls
+            _cnn_seconds(folder) if model.estimator == "cnn" else time.perf_counter() - clock
+        )
         write_text(out / "metrics.json", json.dumps(metrics, indent=1))
         _record_model(folder, model)
         report.metrics[model.name] = metrics
     return report
+
+
+def _cnn_seconds(folder: Path) -> float:
+    """The CNN's training time: every fold's epochs as its log.csv recorded them."""
+    logs = sorted((folder / "cnn").glob("*/fold*/log.csv"))
+    return float(sum(read_csv(log)["seconds"].sum() for log in logs))
 
 
 def _patients(config: Config) -> list[int] | None:
@@ -193,23 +212,31 @@ def _same_model(
         return None
     wanted = model_settings(run_settings(config), model)
     folds = (folder / "folds.csv").read_bytes()
-    for run in runs:
-        run = Path(run)
-        if run.resolve() == folder.resolve() or model.name not in trained_models(run):
+    for run in map(Path, runs):
+        if run.resolve() == folder.resolve():
             continue
-        saved = read_json(run / "config.json").get("settings") or {}
-        same = model_settings(saved, model) == wanted if "train" in saved else False
-        if same and (run / "folds.csv").exists() and (run / "folds.csv").read_bytes() == folds:
-            return trained_models(run)[model.name]
+        try:  # a sibling that is damaged, or from before models were recorded, is skipped
+            held = trained_models(run)
+            if model.name not in held:
+                continue
+            saved = read_json(run / "config.json").get("settings") or {}
+            same = "train" in saved and model_settings(saved, model) == wanted
+            if same and (run / "folds.csv").read_bytes() == folds:
+                return held[model.name]
+        except (DeepSyncError, OSError):
+            continue
     return None
 
 
 def _adopt(source: Path, folder: Path, model: tabular.ModelSpec) -> dict:
     """``source`` (a model's folder of another run) as this run's ``model``; its metrics."""
     out = folder / model.folder
-    if out.exists():  # an interrupted training of the model here: the copy replaces it
-        shutil.rmtree(out)
+    stale = out.with_name(out.name + ".stale")
+    shutil.rmtree(stale, ignore_errors=True)
+    if out.exists():  # an interrupted training of the model here: set aside in one step
+        os.rename(out, stale)
     link_folder(source, out)
+    shutil.rmtree(stale, ignore_errors=True)
     _record_model(folder, model)
     return read_json(out / "metrics.json")
 
