@@ -38,17 +38,7 @@ class ElectrodeNet(nn.Module):
         drop_rate: float = 0.0,
     ):
         super().__init__()
-        layers: list[nn.Module] = []
-        channels = 1
-        for block in range(depth):
-            out = width * 2**block
-            layers += [
-                nn.Conv2d(channels, out, 3, padding=1, bias=False),
-                nn.BatchNorm2d(out),
-                nn.ReLU(inplace=True),
-                nn.MaxPool2d(2, ceil_mode=True),
-            ]
-            channels = out
+        layers, channels = _conv_blocks(2, 1, width, depth, kernel=3)
         self.electrode = nn.Sequential(*layers)  # one electrode: (1, bands, frames) in
         self.pool = nn.AdaptiveAvgPool2d((bands_out, 1))  # time averaged, bands coarse
         self.in_chans, self.features = in_chans, channels * bands_out
@@ -163,15 +153,27 @@ class CrossSpectrumNet(SpectrumNet):
 def _frequency_blocks(width: int, depth: int, bands_out: int) -> tuple[nn.Sequential, int]:
     """``depth`` 1-D blocks over frequency (conv 5, batch norm, ReLU, pool 2) from 2
     signals, pooled to ``bands_out`` cells; and their output channels."""
+    layers, channels = _conv_blocks(1, 2, width, depth, kernel=5)
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool1d(bands_out)), channels
+
+
+def _conv_blocks(
+    dims: int, channels: int, width: int, depth: int, *, kernel: int
+) -> tuple[list[nn.Module], int]:
+    """``depth`` blocks (conv, batch norm, ReLU, max pool 2) in 1 or 2 dimensions from
+    ``channels``, ``width`` channels doubled at each; and their output channels."""
+    conv, norm, pool = {
+        1: (nn.Conv1d, nn.BatchNorm1d, nn.MaxPool1d),
+        2: (nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d),
+    }[dims]
     layers: list[nn.Module] = []
-    channels = 2
     for block in range(depth):
         out = width * 2**block
         layers += [
-            nn.Conv1d(channels, out, 5, padding=2, bias=False),
-            nn.BatchNorm1d(out),
+            conv(channels, out, kernel, padding=kernel // 2, bias=False),
+            norm(out),
             nn.ReLU(inplace=True),
-            nn.MaxPool1d(2, ceil_mode=True),
+            pool(2, ceil_mode=True),
         ]
         channels = out
-    return nn.Sequential(*layers, nn.AdaptiveAvgPool1d(bands_out)), channels
+    return layers, channels
