@@ -3,6 +3,7 @@
 import json
 import math
 
+import numpy as np
 import pytest
 
 from deepsync import scale
@@ -62,6 +63,7 @@ def test_bench_scale_runs_every_stage_at_two_sizes_and_resumes(tmp_path, capsys)
     for measured in records.values():
         assert list(measured) == names
         assert all(r["seconds"] > 0 and r["peak_rss"] > 2**20 for r in measured.values())
+        assert all(r["peak_anon"] > 2**20 for r in measured.values())  # allocated memory
     small, large = records[512]["data"]["segments"], records[128]["data"]["segments"]
     assert 0 < small < large  # 1/128 of the real counts has more files than 1/512
     assert (tmp_path / "1-128" / "submissions" / "winners.csv").exists()
@@ -70,7 +72,55 @@ def test_bench_scale_runs_every_stage_at_two_sizes_and_resumes(tmp_path, capsys)
     assert "bench-scale 1/" not in capsys.readouterr().out
     again = {d: json.loads((tmp_path / f"1-{d}" / "bench.json").read_text()) for d in (512, 128)}
     assert again == records
+    assert scale.main([*args, "--stages", "submit,report", "--again", "submit"]) == 0
+    redone = json.loads((tmp_path / "1-128" / "bench.json").read_text())
+    assert "bench-scale 1/128: submit" in capsys.readouterr().out
+    assert redone["submit"] != records[128]["submit"]  # measured anew, the rest kept
+    assert {k: v for k, v in redone.items() if k != "submit"} == {
+        k: v for k, v in records[128].items() if k != "submit"
+    }
+    # the cache size the Kaggle projection computes is the bytes `make features` wrote
+    from deepsync.config import load_config
+    from deepsync.features.cache import cache_folder
+
+    sets = [value for key, value in zip(args[::2], args[1::2], strict=True) if key == "--set"]
+    config = load_config(
+        scale.PROFILE, overrides=[*scale.settings(tmp_path / "1-128", 128, "band"), *sets]
+    )
+    arrays = cache_folder(config.features).glob("*.npy")
+    written = sum(np.load(p, mmap_mode="r").nbytes for p in arrays)
+    assert written == scale.cache_bytes(config.features, large, seconds=20)
     other = [*args, "--scenario", "spikes"]  # a size measured with other settings
     with pytest.raises(SystemExit, match="measured with other settings"):
         scale.main(other)
     assert scale.main([*args[:1], "0,8", *args[2:]]) == 2  # sizes are denominators >= 1
+
+
+def test_the_kernel_projection_follows_the_measured_cnn_speed(tmp_path):
+    """A run at some size: two folds of patient 1 logged at 100 training images/s, each
+    epoch twice its training time; the `gpu` profile's time per patient from them."""
+    from deepsync.config import load_config
+
+    run = tmp_path / "1-8" / "runs" / load_config(scale.PROFILE).train.run
+    run.mkdir(parents=True)
+    folds = [f"1_{i}.mat,1,0,h{i % 4},{i},{i % 2}" for i in range(40)]  # 20 per fold
+    (run / "folds.csv").write_text("segment,patient,label,hour,row,fold\n" + "\n".join(folds))
+    for fold in (0, 1):
+        log = run / "cnn" / "patient1" / f"fold{fold}" / "log.csv"
+        log.parent.mkdir(parents=True)
+        rows = [f"{e},0.5,0.5,0.5,0.001,0.4,100,0.0" for e in (1, 2, 3)]  # 20 images: 0.2 s
+        header = "epoch,train_loss,valid_auc,best_auc,lr,seconds,images_per_s,data_wait"
+        log.write_text(header + "\n" + "\n".join(rows))
+    assert scale.cnn_rates(run) == pytest.approx((100.0, 2.0))
+    gpu, measured = load_config(scale.KERNEL_PROFILE), load_config(scale.PROFILE)
+    lines = scale.kernel_lines(tmp_path / "1-8", rate=500.0)
+    ratio = (gpu.features.bands * gpu.features.frames) / (
+        measured.features.bands * measured.features.frames
+    )
+    files = scale.training_files()[2]
+    images = gpu.cnn.epochs * (gpu.train.folds - 1) * files
+    here, given = images * 2.0 / (100.0 / ratio) / 3600, images * 2.0 / 500.0 / 3600
+    assert f"patient 2: {files} files" in lines[3]
+    assert f"{here:.1f} h / {given:.1f} h" in lines[3]
+    assert "GB" in lines[0] and len(lines) == 5  # the cache, the speed, three patients
+    assert scale.kernel_lines(tmp_path / "nothing") == lines[:1]  # no CNN measured: the cache

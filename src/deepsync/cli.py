@@ -355,7 +355,7 @@ def _run_train(config: Config, args: argparse.Namespace) -> int:
     from deepsync.submit.stage import candidates_summary
     from deepsync.train.stage import summary, train
 
-    report = train(config, progress=not args.no_progress)
+    report = train(config, progress=not args.no_progress, workers=args.workers)
     print(summary(report))
     with FolderLock(report.folder, "deepsync train"):  # with submit.tta it writes there
         print(candidates_summary(report.folder, config))

@@ -45,6 +45,9 @@ KIT_SUBMIT = (
     "submit.calibration=auto",
 )
 EXPONENT_LIMIT = 1.15  # above it a stage grows faster than its data
+KERNEL_PROFILE = "gpu"  # what a Kaggle GPU kernel trains (kernels/: the `gpu` profile)
+SECONDS, RATE = 600, 400  # a real segment: 600 s at 400 Hz, 16 electrodes
+KAGGLE_WORKING_GB, KAGGLE_HOURS = 20, 12  # /kaggle/working, a GPU session's limit
 
 
 @dataclass(frozen=True)
@@ -85,24 +88,91 @@ def settings(folder: Path, denominator: int, scenario: str) -> list[str]:
 
 
 def measure(record: Path, args: list[str]) -> int:
-    """In the stage's own process: run the CLI with ``args``; its time and peak RSS to
-    ``record`` (a JSON file) when it succeeds."""
+    """In the stage's own process: run the CLI with ``args``; its time and memory to
+    ``record`` (a JSON file) when it succeeds: ``peak_rss``, the resident peak of the
+    largest process (the stage's own or a worker's), pages of memory-mapped caches
+    included; ``peak_anon``, the largest sum over the stage's processes of their
+    anonymous memory (what they allocate; what the machine cannot take back), sampled."""
     from deepsync.cli import main as cli
 
-    started = time.perf_counter()
-    code = cli(args)
-    seconds = time.perf_counter() - started
+    with AnonSampler(os.getpid()) as anon:
+        started = time.perf_counter()
+        code = cli(args)
+        seconds = time.perf_counter() - started
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
     if code == 0:
-        write_text(record, json.dumps({"seconds": seconds, "peak_rss": max(own, workers)}))
+        figures = {"seconds": seconds, "peak_rss": max(own, workers), "peak_anon": anon.peak}
+        write_text(record, json.dumps(figures))
     return code
 
 
+class AnonSampler:
+    """Every ``every`` seconds in a thread: the anonymous resident memory (``RssAnon``)
+    of process ``pid`` and all its descendants, summed; ``peak`` the largest sum (bytes).
+    Linux only (``/proc``); elsewhere the peak stays 0."""
+
+    def __init__(self, pid: int, every: float = 0.2):
+        import threading
+
+        self.pid, self.every, self.peak = pid, every, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> AnonSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            self.peak = max(self.peak, sum(_anon(p) for p in _descendants(self.pid)))
+            if self._stop.wait(self.every):
+                return
+
+
+def _descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it (from ``/proc/*/stat``)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            text = (entry / "stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        parents[int(entry.name)] = int(text.rsplit(")", 1)[1].split()[1])
+    out, frontier = [pid], [pid]
+    while frontier:
+        frontier = [c for c, parent in parents.items() if parent in frontier]
+        out += frontier
+    return out
+
+
+def _anon(pid: int) -> int:
+    """RssAnon of ``pid`` in bytes (0 when it is gone or the line is absent)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
 def run_size(
-    root: Path, denominator: int, models: list[str], scenario: str, workers: int, extra: list[str]
+    root: Path,
+    denominator: int,
+    models: list[str],
+    scenario: str,
+    workers: int,
+    extra: list[str],
+    only: tuple[str, ...] = (),
+    again: tuple[str, ...] = (),
 ) -> dict:
-    """Every stage of one size not measured yet; the size's records (stage -> figures)."""
+    """Every stage of one size not measured yet (of ``only``, when given), and the stages
+    of ``again`` measured anew; the size's records (stage -> figures)."""
     folder = root / f"1-{denominator}"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / RECORD
@@ -123,7 +193,9 @@ def run_size(
     ]:
         common += ["--set", option]
     for stage in stages(models):
-        if stage.name in records:
+        if only and not _chosen(stage.name, only):
+            continue
+        if stage.name in records and not _chosen(stage.name, again):
             continue
         print(f"bench-scale 1/{denominator}: {stage.name}", flush=True)
         options = [o for pair in (("--set", s) for s in stage.overrides) for o in pair]
@@ -146,6 +218,11 @@ def run_size(
     return records
 
 
+def _chosen(name: str, names: tuple[str, ...]) -> bool:
+    """Whether stage ``name`` is among ``names`` ("train ag_rlp_xgb" or "ag_rlp_xgb")."""
+    return name in names or name.removeprefix("train ") in names
+
+
 def _segments(folder: Path) -> int:
     """Files of the size's set (training, labelled old-test and test)."""
     from deepsync.durable import read_csv
@@ -161,18 +238,29 @@ def exponent(segments: list[int], seconds: list[float]) -> float:
     return float(np.polyfit(np.log(segments), np.log(seconds), 1)[0])
 
 
+def top_exponent(segments: list[int], seconds: list[float]) -> float:
+    """The exponent between the two largest sizes: the growth where fixed costs (imports,
+    process starts, per-tree overheads) weigh least (NaN with one size)."""
+    if len(set(segments)) < 2:
+        return math.nan
+    order = np.argsort(segments)[-2:]
+    return exponent([segments[i] for i in order], [seconds[i] for i in order])
+
+
 def project(segments: list[int], values: list[float], full: int = FULL_SEGMENTS) -> float:
-    """The largest size's figure grown to ``full`` segments with the fitted exponent (the
-    largest size weighs fixed costs least)."""
+    """The largest size's figure grown to ``full`` segments with the larger of the two
+    exponents, over every size and between the two largest: a stage whose fixed costs
+    hide its growth at small sizes is not projected on them."""
     if len(set(segments)) < 2:
         return math.nan
     largest = int(np.argmax(segments))
-    return float(values[largest] * (full / segments[largest]) ** exponent(segments, values))
+    growth = max(exponent(segments, values), top_exponent(segments, values))
+    return float(values[largest] * (full / segments[largest]) ** growth)
 
 
 def project_memory(segments: list[int], rss: list[float], full: int = FULL_SEGMENTS) -> float:
-    """Peak RSS at ``full`` segments on the straight line through the sizes (never below
-    the largest measured)."""
+    """Peak memory at ``full`` segments on the straight line through the sizes (never
+    below the largest measured)."""
     if len(set(segments)) < 2:
         return math.nan
     slope, intercept = np.polyfit(segments, rss, 1)
@@ -180,7 +268,8 @@ def project_memory(segments: list[int], rss: list[float], full: int = FULL_SEGME
 
 
 def table(results: dict[int, dict]) -> list[dict]:
-    """One row per stage: per size seconds and peak RSS, the exponent, the projections."""
+    """One row per stage: per size seconds, peak RSS and peak anonymous memory, the
+    exponents, the projections (memory in MiB)."""
     sizes = sorted(results, reverse=True)  # the smallest first
     names = list(dict.fromkeys(n for d in sizes for n in results[d]))
     rows = []
@@ -189,63 +278,159 @@ def table(results: dict[int, dict]) -> list[dict]:
         segments = [results[d][name]["segments"] for d in have]
         seconds = [results[d][name]["seconds"] for d in have]
         rss = [results[d][name]["peak_rss"] for d in have]
-        rows.append(
-            {
-                "stage": name,
-                **{f"1/{d} s": results[d][name]["seconds"] for d in have},
-                **{f"1/{d} MiB": results[d][name]["peak_rss"] / 2**20 for d in have},
-                "exponent": exponent(segments, seconds),
-                "full s": project(segments, seconds),
-                "full MiB": project_memory(segments, rss) / 2**20,
-            }
-        )
+        row = {
+            "stage": name,
+            **{f"1/{d} s": results[d][name]["seconds"] for d in have},
+            **{f"1/{d} MiB": results[d][name]["peak_rss"] / 2**20 for d in have},
+            "exponent": exponent(segments, seconds),
+            "top exponent": top_exponent(segments, seconds),
+            "full s": project(segments, seconds),
+            "full MiB": project_memory(segments, rss) / 2**20,
+        }
+        anon = [d for d in have if results[d][name].get("peak_anon")]  # older records: none
+        row.update({f"1/{d} anon": results[d][name]["peak_anon"] / 2**20 for d in anon})
+        if anon:
+            counts = [results[d][name]["segments"] for d in anon]
+            peaks = [results[d][name]["peak_anon"] for d in anon]
+            row["full anon"] = project_memory(counts, peaks) / 2**20
+        rows.append(row)
     return rows
 
 
 def render(results: dict[int, dict]) -> str:
-    """The table as Markdown, with the sizes' segment counts and the totals."""
+    """Two Markdown tables (time, memory) with the sizes' segment counts and the totals."""
     rows = table(results)
     sizes = sorted(results, reverse=True)
     counts = ", ".join(
         f"1/{d}: {next(iter(results[d].values()))['segments']}" for d in sizes if results[d]
     )
-    columns = [
-        *(f"1/{d} s" for d in sizes),
+    time_columns = [*(f"1/{d} s" for d in sizes), "exponent", "top exponent", "full s"]
+    memory_columns = [
         *(f"1/{d} MiB" for d in sizes),
-        "exponent",
-        "full s",
         "full MiB",
+        *(f"1/{d} anon" for d in sizes),
+        "full anon",
     ]
-    lines = [
-        f"segments per size: {counts}; full: {FULL_SEGMENTS}",
-        "",
-        "| stage | " + " | ".join(columns) + " |",
-        "|---|" + "---|" * len(columns),
-    ]
-    for row in rows:
-        cells = [_cell(row.get(c), c) for c in columns]
-        flag = " (!)" if row["exponent"] > EXPONENT_LIMIT else ""
-        lines.append(f"| {row['stage']}{flag} | " + " | ".join(cells) + " |")
-    lines.append("")
+    lines = [f"segments per size: {counts}; full: {FULL_SEGMENTS}", ""]
+    for columns, flagged in ((time_columns, True), (memory_columns, False)):
+        lines += ["| stage | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+        for row in rows:
+            cells = [_cell(row.get(c), c) for c in columns]
+            growth = max(row["exponent"], row["top exponent"])
+            flag = " (!)" if flagged and growth > EXPONENT_LIMIT else ""
+            lines.append(f"| {row['stage']}{flag} | " + " | ".join(cells) + " |")
+        lines.append("")
     for label, keep in (
         ("features, default families", lambda n: n in ("features",)),
         ("features, the winners profile's", lambda n: n == "features (winners)"),
         ("classical models", lambda n: n.startswith("train ") and n != "train cnn"),
+        ("the CNN (CPU)", lambda n: n == "train cnn"),
     ):
         total = sum(r["full s"] for r in rows if keep(r["stage"]) and r["full s"] == r["full s"])
         lines.append(f"projected at full size, {label}: {total / 60:.1f} min")
     lines.append(
-        f"(!): exponent above {EXPONENT_LIMIT}: the stage grows faster than its data; "
-        "MiB: peak RSS of the stage's largest process (a stage with N workers needs about N times "
-        "a worker's), straight line through the sizes"
+        f"(!): an exponent above {EXPONENT_LIMIT}: the stage grows faster than its data. "
+        "full s: the largest size grown with the larger exponent (over every size, or "
+        "between the two largest). MiB: peak RSS of the stage's largest process, pages of "
+        "memory-mapped caches included; anon: peak anonymous memory of all its processes "
+        "together (what they allocate); full: straight line through the sizes"
     )
     return "\n".join(lines)
+
+
+def cache_bytes(features, segments: int, seconds: int = SECONDS, rate: int = RATE) -> int:
+    """Bytes of the arrays of a feature cache made with ``features`` (a FeaturesConfig) of
+    ``segments`` segments of ``seconds`` at ``rate`` Hz and 16 electrodes, as `make
+    features` lays them out (their .npy headers aside)."""
+    from types import SimpleNamespace
+
+    from deepsync.features.stage import shapes_of
+
+    segment = SimpleNamespace(data=SimpleNamespace(shape=(seconds * rate, 16)), sampling_rate=rate)
+    shapes = shapes_of(features, segment, segments)
+    return sum(
+        int(np.prod(shape)) * dtype.itemsize for shape, dtype in map(shapes.of, shapes.arrays)
+    )
+
+
+def training_files() -> dict[int, int]:
+    """Per real patient, the files a model learns from: safe interictal, preictal and the
+    labelled old test (`deepsync.train.folds.training_segments`, all-zero ones aside)."""
+    from deepsync.data.synthetic import real_counts
+
+    return {
+        p: c["interictal"] - c["unsafe"] + c["preictal"] + c["old_test"]
+        for p, c in real_counts().items()
+    }
+
+
+def cnn_rates(run: Path) -> tuple[float, float] | None:
+    """From a run's CNN fold logs (``cnn/patient<P>/fold<K>/log.csv``) and folds.csv:
+    (training images per second, the median epoch's; whole epochs' seconds over their
+    training seconds: what validation, batch-norm recalibration and checkpoints add).
+    None without logs."""
+    from deepsync.durable import read_csv
+
+    paths = sorted(run.glob("cnn/patient*/fold*/log.csv"))
+    if not paths or not (run / "folds.csv").exists():
+        return None
+    folds = read_csv(run / "folds.csv")
+    rates, epoch_seconds, train_seconds = [], 0.0, 0.0
+    for path in paths:
+        patient = int(path.parent.parent.name.removeprefix("patient"))
+        fold = int(path.parent.name.removeprefix("fold"))
+        images = int(((folds["patient"] == patient) & (folds["fold"] != fold)).sum())
+        log = read_csv(path)
+        rates += log["images_per_s"].tolist()
+        epoch_seconds += float(log["seconds"].sum())
+        train_seconds += float((images / log["images_per_s"]).sum())
+    return float(np.median(rates)), epoch_seconds / train_seconds
+
+
+def kernel_lines(folder: Path, rate: float = 0.0) -> list[str]:
+    """The Kaggle kernel at full size: the `gpu` profile's cache against the working disk,
+    and per patient the CNN's time (its folds and epochs) from the images per second
+    measured at ``folder``'s size on this CPU, and from ``rate`` (a GPU's, e.g. from
+    `make bench-train`) when given."""
+    from deepsync.config import load_config
+
+    gpu, measured = load_config(KERNEL_PROFILE), load_config(PROFILE)
+    size = cache_bytes(gpu.features, FULL_SEGMENTS) / 1e9
+    lines = [
+        f"Kaggle kernel, the `{KERNEL_PROFILE}` profile: its feature cache of the full set is "
+        f"{size:.1f} GB ({gpu.features.bands} bands x {gpu.features.frames} "
+        "frames of float16 per electrode: the dataset to upload, read in place in the kernel), "
+        f"against {KAGGLE_WORKING_GB} GB of /kaggle/working (runs and submissions: MBs)"
+    ]
+    rates = cnn_rates(folder / "runs" / measured.train.run)
+    if rates is None:
+        return lines
+    here, overhead = rates
+    pixels = measured.features.bands * measured.features.frames
+    at_size = here * pixels / (gpu.features.bands * gpu.features.frames)  # time ~ pixels
+    lines.append(
+        f"CNN `{measured.cnn.model}` measured at {folder.name.replace('-', '/')}: {here:.0f} "
+        f"training images/s at {measured.features.bands} x {measured.features.frames} on this "
+        f"CPU, whole epochs {overhead:.2f}x their training time; at the profile's stacks about "
+        f"{at_size:.0f} images/s here" + (f"; {rate:.0f} images/s given for a GPU" if rate else "")
+    )
+    epochs, k = gpu.cnn.epochs, gpu.train.folds
+    for patient, files in training_files().items():
+        images = epochs * (k - 1) * files  # each of k folds trains on (k-1)/k of the files
+        hours = [images * overhead / r / 3600 for r in (at_size, rate) if r]
+        lines.append(
+            f"  patient {patient}: {files} files, {k} folds x {epochs} epochs: "
+            + " / ".join(f"{h:.1f} h" for h in hours)
+            + f" ({'this CPU / the given GPU rate' if rate else 'this CPU'}; "
+            f"a GPU session allows {KAGGLE_HOURS} h)"
+        )
+    return lines
 
 
 def _cell(value, column: str) -> str:
     if value is None or value != value:
         return ""
-    if column == "exponent":
+    if column.endswith("exponent"):
         return f"{value:.2f}"
     return f"{value:.0f}" if value >= 10 else f"{value:.1f}"
 
@@ -265,6 +450,26 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--models", default="", help="train only these (default: the winners profile's)"
+    )
+    parser.add_argument(
+        "--stages",
+        default="",
+        metavar="data,features,...",
+        help="run only these stages (a model by its name); the table shows every record",
+    )
+    parser.add_argument(
+        "--again",
+        default="",
+        metavar="andriy_svm,...",
+        help="measure these stages anew at every size (after changing them)",
+    )
+    parser.add_argument(
+        "--kernel-rate",
+        type=float,
+        default=0.0,
+        metavar="IMAGES_PER_S",
+        help="a GPU's training images/s at the gpu profile's stacks (make bench-train): "
+        "the Kaggle kernel's CNN time projected from it too",
     )
     parser.add_argument("--scenario", default="band", help="the sets' scenario (default band)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
@@ -293,15 +498,29 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for denominator in sizes:
             results[denominator] = run_size(
-                args.root, denominator, models, args.scenario, args.workers, args.extra
+                args.root,
+                denominator,
+                models,
+                args.scenario,
+                args.workers,
+                args.extra,
+                only=_names(args.stages),
+                again=_names(args.again),
             )
     except KeyboardInterrupt:
         print("\nbench-scale: interrupted; rerun to resume (measured stages are kept)")
         return 130
     text = render(results)
+    if results:
+        largest = args.root / f"1-{min(results)}"
+        text += "\n\n" + "\n".join(kernel_lines(largest, args.kernel_rate))
     write_text(args.root / "table.md", text + "\n")
     print(f"\nbench-scale on {os.cpu_count()} cores ({args.root / 'table.md'}):\n{text}")
     return 0
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(n.strip() for n in text.split(",") if n.strip())
 
 
 if __name__ == "__main__":

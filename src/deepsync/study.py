@@ -263,7 +263,7 @@ def _train_set(
                 siblings = [run_folder(c) for _, _, c in runs if c is not config]
                 # a run that gains models keeps its CNN folds; a model trained with the
                 # same settings by another variant of the set is linked, not trained again
-                train(config, progress=progress, reuse=siblings)
+                train(config, progress=progress, reuse=siblings, workers=workers)
                 seconds = time.perf_counter() - clock
                 if record.exists():  # the time of the models trained before, and now
                     seconds += read_json(record)["seconds"]

@@ -126,6 +126,36 @@ def test_folds_in_their_own_processes_give_what_one_process_gives(trained, tmp_p
     assert np.allclose(ours["score"], theirs["score"], atol=1e-3)
 
 
+def test_window_model_folds_in_worker_processes_give_the_same_bytes(trained, tmp_path, monkeypatch):
+    """Folds big enough (here: any) are fitted two at a time, one thread each: the same
+    predictions, to the byte, as one after the other with every thread."""
+    from deepsync.train import tabular
+
+    config, _, report = trained
+    monkeypatch.setattr(tabular, "PARALLEL_WINDOWS", 0)
+    from deepsync import parallel
+
+    started = []
+
+    spy = parallel.parallel_map
+
+    def counting(func, jobs, workers, initializer=None):
+        started.append(workers)
+        return spy(func, jobs, workers, initializer)
+
+    monkeypatch.setattr(parallel, "parallel_map", counting)
+    models = "baseline,logistic:share"
+    parallel_config = dataclasses.replace(
+        config, train=dataclasses.replace(config.train, runs_root=tmp_path / "runs", models=models)
+    )
+    again = train(parallel_config, progress=False, workers=2)
+    assert started == [2, 2]  # each model's folds went to two processes
+    for model in ("baseline", "logistic-share"):
+        for name in ("oof.csv", "test.csv"):
+            ours = (again.folder / model / name).read_bytes()
+            assert ours == (report.folder / model / name).read_bytes(), (model, name)
+
+
 @pytest.mark.parametrize("to", ["group", "main"])
 def test_ctrl_c_stops_folds_in_their_own_processes_at_once(trained, tmp_path, to):
     """A terminal's Ctrl-C reaches the whole process group; `kill -INT` only the main one.

@@ -71,11 +71,11 @@ def test_each_estimator_learns_a_separable_window_signal(estimator):
         def kept_windows(self, rows, names):
             return self.windows[rows]
 
-        def window_features(self, rows, names):
+        def window_features(self, rows, names, owner, window):
             labels = (np.asarray(rows) % 2).astype(float)
             values = rng.normal(0, 1, (len(rows), 3, 6))
             values[:, :, 0] += 2.5 * labels[:, None]
-            return values
+            return values[owner, window]
 
     rows = np.arange(40)
     spec = tabular.parse_models(f"{estimator}:power", BaselineConfig())[0]
@@ -142,3 +142,23 @@ def test_the_cnn_and_a_window_model_share_the_run(tiny_cache, tiny_set):
         report = train(config, progress=False)
     assert list(report.metrics) == ["cnn", "logistic:power+corr"]
     assert list(trained_models(base / "runs" / "mixed")) == ["cnn", "logistic:power+corr"]
+
+
+def test_window_rows_read_a_block_of_segments_at_a_time_give_the_dense_rows(
+    tiny_cache, monkeypatch
+):
+    """Families read 3 segments at a time into one array: what indexing the whole families
+    gives, window for window (kept ones only, in segment order)."""
+    from deepsync.features import cache as cache_module
+
+    _, cache = tiny_cache
+    families = tabular.parse_models("logistic:share+corr", BaselineConfig())[0].families
+    rows = np.flatnonzero(cache.segments["status"] == "ok")[::-1][:11]  # any order
+    kept = cache.kept_windows(rows, families)
+    assert 0 < kept.sum() < kept.size  # some windows left out
+    parts = [np.asarray(cache.families[n][rows]) for n in families]
+    dense = np.concatenate([p.reshape(*kept.shape, -1) for p in parts], axis=2)[kept]
+    monkeypatch.setattr(cache_module, "READ_ROWS", 3)
+    values, owner = tabular.window_rows(cache, rows, families)
+    assert np.array_equal(owner, np.nonzero(kept)[0])
+    assert values.dtype == np.float32 and np.array_equal(values, dense, equal_nan=True)

@@ -69,8 +69,8 @@ class PlantedCache:
     def kept_windows(self, rows, names):
         return np.ones((len(rows), self.values.shape[1]), bool)
 
-    def window_features(self, rows, names):
-        return self.values[rows]
+    def window_features(self, rows, names, owner, window):
+        return self.values[rows][owner, window].copy()
 
 
 class Echo:

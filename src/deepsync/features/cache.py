@@ -43,6 +43,7 @@ from deepsync.features.families import FAMILIES, parse_families
 
 KERNEL_VERSION = 6  # part of the hash: bump when the kernel or the cache layout changes
 TABLE_COLUMNS = 12  # log power in 6 bands, then log share of the total
+READ_ROWS = 256  # segments of a family read at a time by `FeatureCache.window_features`
 ARRAYS = ("stacks", "table", "windows", "frames")  # every cache; family_<name> beside them
 COMMIT_ROWS = 16  # rows synced and journalled together: a kill loses at most these...
 COMMIT_SECONDS = 1.0  # ...or this much work
@@ -259,13 +260,27 @@ class FeatureCache:
                 "(all by default) and run `make features`"
             )
 
-    def window_features(self, rows: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
-        """float32 (len(rows), windows, width): the named families side by side (one kind
-        of window: `deepsync.features.families.same_windows`)."""
+    def window_features(
+        self, rows: np.ndarray, names: tuple[str, ...], owner: np.ndarray, window: np.ndarray
+    ) -> np.ndarray:
+        """float32 (len(owner), width): the named families side by side (one kind of window:
+        `deepsync.features.families.same_windows`) at window ``window[i]`` of segment
+        ``rows[owner[i]]`` (``owner`` ascending, as `numpy.nonzero` gives it). Read a family
+        and `READ_ROWS` segments at a time into the one array returned: the whole families
+        of ``rows`` are never in memory."""
         self.check_families(names)
-        parts = [np.asarray(self.families[n][rows]) for n in names]
-        flat = [p.reshape(*p.shape[:2], int(np.prod(p.shape[2:]))) for p in parts]
-        return np.concatenate(flat, axis=2)
+        widths = [int(np.prod(self.families[n].shape[2:])) for n in names]
+        out = np.empty((len(owner), sum(widths)), np.float32)
+        column = 0
+        for name, width in zip(names, widths, strict=True):
+            family = self.families[name]
+            for first in range(0, len(rows), READ_ROWS):
+                lo, hi = np.searchsorted(owner, [first, first + READ_ROWS])
+                part = np.asarray(family[rows[first : first + READ_ROWS]])
+                part = part.reshape(*part.shape[:2], width)
+                out[lo:hi, column : column + width] = part[owner[lo:hi] - first, window[lo:hi]]
+            column += width
+        return out
 
     def kept_windows(self, rows: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
         """bool (len(rows), windows): the windows the named families hold for ``rows``: the

@@ -72,8 +72,13 @@ def run_folder(config: Config) -> Path:
     return Path(config.train.runs_root) / config.train.run
 
 
-def train(config: Config, *, progress: bool = True, reuse: Sequence[Path] = ()) -> TrainReport:
+def train(
+    config: Config, *, progress: bool = True, reuse: Sequence[Path] = (), workers: int = 0
+) -> TrainReport:
     """Fit every configured model; write OOF and test predictions and metrics.
+
+    ``workers``: processes for a window model's folds (0: one per core; 1: here), used when
+    its folds are big enough (`tabular.fit_folds`); the CNN's are ``cnn.fold_processes``.
 
     ``reuse``: other run folders (the study's variants on the same set) whose models this
     run takes, linked rather than trained again, where one was trained on the same folds
@@ -91,7 +96,8 @@ def train(config: Config, *, progress: bool = True, reuse: Sequence[Path] = ()) 
         for model in models:  # a missing family is an error before anything trains
             cache.check_families(model.families)
         with FolderLock(folder, "deepsync train"):
-            report = _train(config, cache, models, folder, progress, reuse)
+            workers = workers if workers > 0 else os.cpu_count() or 1
+            report = _train(config, cache, models, folder, progress, reuse, workers)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -103,6 +109,7 @@ def _train(
     folder: Path,
     progress: bool,
     reuse: Sequence[Path] = (),
+    workers: int = 1,
 ) -> TrainReport:
     _claim(folder, config)
     segments = training_segments(cache.segments, _patients(config))
@@ -124,7 +131,9 @@ def _train(
             if model.estimator == "cnn":
                 oof, test_scores = _run_cnn(cache, folds, test, config, folder, progress)
             else:
-                oof, test_scores = _run_tabular(cache, folds, test, config, model, progress)
+                oof, test_scores = _run_tabular(
+                    cache, folds, test, config, model, progress, workers
+                )
         report.warned += sorted({str(w.message) for w in caught})
         oof["calibrated"] = calibrate(oof)
         out = folder / model.folder
@@ -317,16 +326,14 @@ def _predictions(held, scores, patient_test, test_scores, fold):
 
 
 def _run_tabular(
-    cache, folds, test, config, model: tabular.ModelSpec, progress: bool = False
+    cache, folds, test, config, model: tabular.ModelSpec, progress: bool = False, workers: int = 1
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """A window model (`deepsync.train.tabular`) fitted per patient and fold."""
-    oof_parts, test_parts = [], []
+    """A window model (`deepsync.train.tabular`) fitted per patient and fold (several folds
+    at once in ``workers`` processes when they are big enough: `tabular.fit_folds`)."""
     parts = list(_fold_parts(folds, test))
-    for _, fold, training, held, patient_test in tqdm(
-        parts, desc=model.name, unit="fold", disable=not progress, leave=False
-    ):
-        valid_scores, test_scores = tabular.fit_predict(
-            cache,
+    jobs = [
+        tabular.FoldFit(
+            cache.folder,
             model,
             training["row"].to_numpy(),
             training["label"].to_numpy(),
@@ -334,7 +341,12 @@ def _run_tabular(
             config.baseline,
             config.train.seed + fold,
         )
-        oof, tested = _predictions(held, valid_scores, patient_test, test_scores, fold)
+        for _, fold, training, held, patient_test in parts
+    ]
+    scores = tabular.fit_folds(cache, jobs, workers, progress=progress, desc=model.name)
+    oof_parts, test_parts = [], []
+    for (_, fold, _, held, patient_test), (valid, tested) in zip(parts, scores, strict=True):
+        oof, tested = _predictions(held, valid, patient_test, tested, fold)
         oof_parts.append(oof)
         test_parts.append(tested)
     return pd.concat(oof_parts, ignore_index=True), pd.concat(test_parts, ignore_index=True)

@@ -21,18 +21,25 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from contextlib import closing
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from deepsync.config import BaselineConfig
 from deepsync.errors import DeepSyncError
 from deepsync.features.families import parse_families, same_windows
+from deepsync.train import winners
 from deepsync.train.winners import RECIPES
 
 ESTIMATORS: dict[str, Callable[[BaselineConfig, int, int], object]] = {}
 KINDS = ("baseline", "cnn")  # the two models named without an estimator
 BASELINE = "ag_rlp_xgb"  # the recipe `baseline` names: the winners' best single model
+# Training windows (a model's folds together) from which its folds are fitted in worker
+# processes, one thread each: below it, starting the workers costs more than they save.
+PARALLEL_WINDOWS = 20_000
 
 
 def register(name: str):
@@ -85,7 +92,7 @@ def _gbm(cfg: BaselineConfig, seed: int, rows: int):
         random_state=seed,
         deterministic=True,
         force_row_wise=True,
-        n_jobs=os.cpu_count() or 1,
+        n_jobs=winners.N_JOBS,
         verbose=-1,
     )
 
@@ -165,12 +172,14 @@ def window_rows(cache, rows: np.ndarray, families: tuple[str, ...], non_finite: 
     """
     kept = cache.kept_windows(rows, families)  # (segments, W)
     owner, window = np.nonzero(kept)
-    values = cache.window_features(rows, families)[owner, window]  # (windows, width)
-    finite = np.isfinite(values)
+    values = cache.window_features(rows, families, owner, window)  # (windows, width)
+    broken = ~np.isfinite(values)
+    if not broken.any():
+        return values, owner
     if non_finite == "drop":
-        whole = finite.all(axis=1)
+        whole = ~broken.any(axis=1)
         return values[whole], owner[whole]
-    values[~finite] = 0.0 if non_finite == "zero" else np.nan
+    values[broken] = 0.0 if non_finite == "zero" else np.nan
     return values, owner
 
 
@@ -227,3 +236,67 @@ def fit_predict(
         scores = _scores(model, x) if len(x) else np.empty(0)
         out.append(combine(scores, who, len(rows), how, prior))
     return out
+
+
+@dataclass(frozen=True)
+class FoldFit:
+    """One fold of a window model: `fit_predict`'s arguments, small enough to send to a
+    process (the cache by its folder)."""
+
+    cache_folder: Path
+    spec: ModelSpec
+    train_rows: np.ndarray
+    train_labels: np.ndarray
+    predict_rows: list[np.ndarray]
+    cfg: BaselineConfig
+    seed: int
+    threads: int = 0  # in a worker: threads of its estimator (0: as in this process)
+
+
+def fit_folds(cache, jobs: list[FoldFit], workers: int, *, progress: bool, desc: str) -> list:
+    """`fit_predict` of every job, in order: here one after the other, or, when the folds
+    hold at least `PARALLEL_WINDOWS` training windows, in ``workers`` processes with a
+    share of the cores each (XGBoost, LightGBM and scikit-learn give the same scores with
+    any number of threads). Warnings raised in a worker are raised again here."""
+    from deepsync.parallel import parallel_map
+
+    windows = sum(int(cache.kept_windows(j.train_rows, j.spec.families).sum()) for j in jobs)
+    processes = min(workers, len(jobs)) if windows >= PARALLEL_WINDOWS else 1
+    out: list = [None] * len(jobs)
+    bar = tqdm(total=len(jobs), desc=desc, unit="fold", disable=not progress, leave=False)
+    with bar:
+        if processes <= 1:
+            for index, job in enumerate(jobs):
+                out[index] = _fit(cache, job)
+                bar.update()
+            return out
+        threads = max(1, (os.cpu_count() or 1) // processes)
+        items = [(i, replace(job, threads=threads)) for i, job in enumerate(jobs)]
+        with closing(parallel_map(_fit_in_worker, items, processes)) as results:
+            for index, scores, caught in results:
+                for category, message in caught:
+                    warnings.warn(message, category, stacklevel=1)
+                out[index] = scores
+                bar.update()
+    return out
+
+
+def _fit(cache, job: FoldFit) -> list[np.ndarray]:
+    return fit_predict(
+        cache, job.spec, job.train_rows, job.train_labels, job.predict_rows, job.cfg, job.seed
+    )
+
+
+def _fit_in_worker(item: tuple[int, FoldFit]) -> tuple[int, list[np.ndarray], list]:
+    """In a worker process: one fold with ``job.threads`` threads; its scores and the
+    warnings it raised (category, text)."""
+    from threadpoolctl import threadpool_limits
+
+    from deepsync.features.cache import FeatureCache
+
+    index, job = item
+    winners.N_JOBS = job.threads  # the estimators' own thread count (XGBoost, LightGBM)
+    with threadpool_limits(job.threads), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        scores = _fit(FeatureCache.open(job.cache_folder), job)
+    return index, scores, [(w.category, str(w.message)) for w in caught]

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 
-N_JOBS = os.cpu_count() or 1
+N_JOBS = os.cpu_count() or 1  # each estimator's threads (a fold worker sets its share)
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ def recipe(name: str, source: str, families: tuple[str, ...], combine: str, non_
 def _xgb(**settings):
     from xgboost import XGBClassifier
 
-    return XGBClassifier(n_jobs=N_JOBS, verbosity=0, **settings)
+    return XGBClassifier(n_jobs=N_JOBS, verbosity=0, **settings)  # N_JOBS read at each call
 
 
 def _ag_bagged_xgb(seed: int, bags: int):
