@@ -90,36 +90,41 @@ def settings(folder: Path, denominator: int, scenario: str) -> list[str]:
 def measure(record: Path, args: list[str]) -> int:
     """In the stage's own process: run the CLI with ``args``; its time and memory to
     ``record`` (a JSON file) when it succeeds: ``peak_rss``, the resident peak of the
-    largest process (the stage's own or a worker's), pages of memory-mapped caches
-    included; ``peak_anon``, the largest sum over the stage's processes of their
-    anonymous memory (what they allocate; what the machine cannot take back), sampled."""
+    largest process (the stage's own or a worker's, a pool's workers included),
+    pages of memory-mapped caches included; ``peak_anon``, the largest sum over the
+    stage's processes of their anonymous memory (what they allocate; what the machine
+    cannot take back), sampled."""
     from deepsync.cli import main as cli
 
-    with AnonSampler(os.getpid()) as anon:
+    with MemorySampler(os.getpid()) as memory:
         started = time.perf_counter()
         code = cli(args)
         seconds = time.perf_counter() - started
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # waited for
     if code == 0:
-        figures = {"seconds": seconds, "peak_rss": max(own, workers), "peak_anon": anon.peak}
+        peak = max(own, children, memory.peak_rss)
+        figures = {"seconds": seconds, "peak_rss": peak, "peak_anon": memory.peak_anon}
         write_text(record, json.dumps(figures))
     return code
 
 
-class AnonSampler:
-    """Every ``every`` seconds in a thread: the anonymous resident memory (``RssAnon``)
-    of process ``pid`` and all its descendants, summed; ``peak`` the largest sum (bytes).
-    Linux only (``/proc``); elsewhere the peak stays 0."""
+class MemorySampler:
+    """Every ``every`` seconds in a thread, over process ``pid`` and all its descendants
+    (a pool's workers are the forkserver's children, which ``RUSAGE_CHILDREN`` misses):
+    ``peak_anon``, the largest sum of their anonymous resident memory (``RssAnon``), and
+    ``peak_rss``, the largest resident peak (``VmHWM``) of any one of them (bytes).
+    Linux only (``/proc``); elsewhere both stay 0."""
 
     def __init__(self, pid: int, every: float = 0.2):
         import threading
 
-        self.pid, self.every, self.peak = pid, every, 0
+        self.pid, self.every = pid, every
+        self.peak_anon = self.peak_rss = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> AnonSampler:
+    def __enter__(self) -> MemorySampler:
         self._thread.start()
         return self
 
@@ -129,7 +134,9 @@ class AnonSampler:
 
     def _run(self) -> None:
         while True:
-            self.peak = max(self.peak, sum(_anon(p) for p in _descendants(self.pid)))
+            status = [_status(p) for p in _descendants(self.pid)]
+            self.peak_anon = max(self.peak_anon, sum(s.get("RssAnon", 0) for s in status))
+            self.peak_rss = max([self.peak_rss, *(s.get("VmHWM", 0) for s in status)])
             if self._stop.wait(self.every):
                 return
 
@@ -150,15 +157,17 @@ def _descendants(pid: int) -> list[int]:
     return out
 
 
-def _anon(pid: int) -> int:
-    """RssAnon of ``pid`` in bytes (0 when it is gone or the line is absent)."""
+def _status(pid: int) -> dict[str, int]:
+    """The memory lines of ``/proc/<pid>/status`` in bytes (empty when it is gone)."""
+    out = {}
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("RssAnon:"):
-                return int(line.split()[1]) * 1024
+            key, _, value = line.partition(":")
+            if key in ("RssAnon", "VmHWM"):
+                out[key] = int(value.split()[0]) * 1024
     except OSError:
         pass
-    return 0
+    return out
 
 
 def run_size(
@@ -399,8 +408,10 @@ def kernel_lines(folder: Path, rate: float = 0.0) -> list[str]:
     lines = [
         f"Kaggle kernel, the `{KERNEL_PROFILE}` profile: its feature cache of the full set is "
         f"{size:.1f} GB ({gpu.features.bands} bands x {gpu.features.frames} "
-        "frames of float16 per electrode: the dataset to upload, read in place in the kernel), "
-        f"against {KAGGLE_WORKING_GB} GB of /kaggle/working (runs and submissions: MBs)"
+        "frames of float16 per electrode). kernels.upload=features: the dataset to upload, "
+        "read in place in the kernel (a link), /kaggle/working holds runs and submissions "
+        "(MBs); kernels.upload=data: the kernel builds it in /kaggle/working, "
+        f"{size:.1f} of its {KAGGLE_WORKING_GB} GB"
     ]
     rates = cnn_rates(folder / "runs" / measured.train.run)
     if rates is None:

@@ -128,6 +128,19 @@ def test_andriys_svm_keeps_the_features_that_matter():
     assert auc(y, model.decision_function(x)) > 0.95
 
 
+def test_andriys_svm_gives_the_same_scores_whatever_the_global_random_state():
+    """Its L1 solver visits features in a random order: seeded by the model's seed, not by
+    numpy's global state (which differs from process to process, a fold worker's too)."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(400, 60))
+    y = (x[:, :20].sum(axis=1) + rng.normal(size=400) > 0).astype(int)
+    scores = []
+    for state in (1, 2):
+        np.random.seed(state)
+        scores.append(winners.TopFeaturesSvm(features=40, seed=0).fit(x, y).decision_function(x))
+    assert np.array_equal(scores[0], scores[1])
+
+
 def test_every_recipe_trains_on_a_tiny_set(winners_run):
     config, report = winners_run
     assert list(report.metrics) == WINNERS.split(",")

@@ -39,7 +39,7 @@ KINDS = ("baseline", "cnn")  # the two models named without an estimator
 BASELINE = "ag_rlp_xgb"  # the recipe `baseline` names: the winners' best single model
 # Training windows (a model's folds together) from which its folds are fitted in worker
 # processes, one thread each: below it, starting the workers costs more than they save.
-PARALLEL_WINDOWS = 20_000
+PARALLEL_WINDOWS = 2_000
 
 
 def register(name: str):
@@ -290,12 +290,14 @@ def _fit(cache, job: FoldFit) -> list[np.ndarray]:
 def _fit_in_worker(item: tuple[int, FoldFit]) -> tuple[int, list[np.ndarray], list]:
     """In a worker process: one fold with ``job.threads`` threads; its scores and the
     warnings it raised (category, text)."""
+    import numba
     from threadpoolctl import threadpool_limits
 
     from deepsync.features.cache import FeatureCache
 
     index, job = item
     winners.N_JOBS = job.threads  # the estimators' own thread count (XGBoost, LightGBM)
+    numba.set_num_threads(min(job.threads, numba.config.NUMBA_NUM_THREADS))  # the KNN's
     with threadpool_limits(job.threads), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         scores = _fit(FeatureCache.open(job.cache_folder), job)

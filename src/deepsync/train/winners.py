@@ -127,13 +127,14 @@ def _feng_xgb(seed: int, rows: int):
 
 
 def _feng_knn(rows: int):
-    """40 neighbours by Manhattan distance, weighted by closeness (fewer on a tiny set)."""
-    from sklearn.neighbors import KNeighborsClassifier
+    """40 neighbours by Manhattan distance, weighted by closeness (fewer on a tiny set):
+    scikit-learn's ``KNeighborsClassifier``'s scores from a compiled exact search
+    (`deepsync.train.neighbours`)."""
     from sklearn.pipeline import make_pipeline
 
-    neighbours = min(40, rows)
-    knn = KNeighborsClassifier(n_neighbors=neighbours, weights="distance", metric="manhattan")
-    return make_pipeline(BatchStandardScaler(), knn)
+    from deepsync.train.neighbours import ManhattanKnn
+
+    return make_pipeline(BatchStandardScaler(), ManhattanKnn(neighbours=min(40, rows)))
 
 
 @recipe("feng_knn", "Feng/models/KNN.py", ("feng",), "mean", "zero")
@@ -260,7 +261,13 @@ class TopFeaturesSvm(ClassifierMixin, BaseEstimator):
         self.columns_ = np.sort(order[: self.features])
         self.scaler_ = StandardScaler().fit(x[:, self.columns_])
         self.svm_ = LinearSVC(  # tol: LIBLINEAR's own default for this type
-            penalty="l1", loss="squared_hinge", dual=False, C=100.0, tol=0.01, max_iter=10000
+            penalty="l1",
+            loss="squared_hinge",
+            dual=False,
+            C=100.0,
+            tol=0.01,
+            max_iter=10000,
+            random_state=self.seed,  # its L1 solver visits features in a random order
         )
         self.svm_.fit(self.scaler_.transform(x[:, self.columns_]), y)
         self.classes_ = self.svm_.classes_
