@@ -72,8 +72,8 @@ def data_summary(segments: pd.DataFrame):
 
 def mean_stack(stacks: np.ndarray, rows: np.ndarray, chunk: int = 32) -> np.ndarray:
     """(electrodes, bands): the mean over ``rows`` and frames of ``stacks``, read ``chunk``
-    rows at a time (a patient's stacks at full size are gigabytes; 256 rows of the `gpu`
-    profile's stacks as float64, 2.4 GB: 32 hold 0.3)."""
+    rows at a time as they are cached (float16), summed in float64 (a patient's stacks at
+    full size are gigabytes; 32 of the `gpu` profile's are 38 MB)."""
     total = np.zeros(stacks.shape[1:3], dtype=np.float64)
     for start in range(0, len(rows), chunk):
         part = np.asarray(stacks[rows[start : start + chunk]])

@@ -345,8 +345,8 @@ def _run_tabular(
     ]
     scores = tabular.fit_folds(cache, jobs, workers, progress=progress, desc=model.name)
     oof_parts, test_parts = [], []
-    for (_, fold, _, held, patient_test), (valid, tested) in zip(parts, scores, strict=True):
-        oof, tested = _predictions(held, valid, patient_test, tested, fold)
+    for (_, fold, _, held, patient_test), fitted in zip(parts, scores, strict=True):
+        oof, tested = _predictions(held, fitted[0], patient_test, fitted[1], fold)
         oof_parts.append(oof)
         test_parts.append(tested)
     return pd.concat(oof_parts, ignore_index=True), pd.concat(test_parts, ignore_index=True)

@@ -38,7 +38,7 @@ ESTIMATORS: dict[str, Callable[[BaselineConfig, int, int], object]] = {}
 KINDS = ("baseline", "cnn")  # the two models named without an estimator
 BASELINE = "ag_rlp_xgb"  # the recipe `baseline` names: the winners' best single model
 # Training windows (a model's folds together) from which its folds are fitted in worker
-# processes, one thread each: below it, starting the workers costs more than they save.
+# processes, a share of the cores each: below it, starting workers costs more than it saves.
 PARALLEL_WINDOWS = 2_000
 
 
