@@ -22,6 +22,32 @@ def test_the_exponent_and_the_projection_follow_a_power_law():
     assert scale.project_memory(segments, rss, full=1000) == pytest.approx(5.5e9)
 
 
+def test_a_pairwise_model_is_projected_with_the_square_its_search_grows_with():
+    """A KNN's fixed costs hide its square at small sizes (exponent well below 1 here); the
+    projection fits a + c * n^2 and takes it where it is the larger."""
+    segments = [300, 600, 1200, 2400]
+    seconds = [7.0 + 1e-6 * n**2 for n in segments]  # 7 s fixed, the rest every pair
+    assert scale.exponent(segments, seconds) < 0.6
+    assert scale.project_pairwise(segments, seconds, full=9600) == pytest.approx(7.0 + 92.16)
+    steep = [0.01 * (n / 300) ** 2.5 for n in segments]  # steeper than a square: its own law
+    assert scale.project_pairwise(segments, steep, full=9600) == pytest.approx(0.01 * 32**2.5)
+
+    def record(n, s):
+        return {"seconds": s, "peak_rss": 2**30, "segments": n}
+
+    results = {
+        d: {
+            "train feng_knn": record(n, s),
+            "train knn:share": record(n, s),
+            "train gbm": record(n, s),
+        }
+        for d, n, s in zip((32, 16, 8, 4), segments, seconds, strict=True)
+    }
+    rows = {r["stage"]: r["full s"] for r in scale.table(results)}
+    assert rows["train feng_knn"] == rows["train knn:share"] > 2 * rows["train gbm"]
+    assert "| train feng_knn (n²) |" in scale.render(results)
+
+
 def test_the_table_flags_a_stage_that_grows_faster_than_its_data():
     def record(n, seconds):
         return {"seconds": seconds, "peak_rss": 2**30, "segments": n}

@@ -45,6 +45,9 @@ KIT_SUBMIT = (
     "submit.calibration=auto",
 )
 EXPONENT_LIMIT = 1.15  # above it a stage grows faster than its data
+# models whose search compares every held-out and test window with every training window:
+# that part grows with the square of the set, whatever the small sizes' exponent shows
+PAIRWISE = ("feng_knn", "feng_knn_more", "knn")
 KERNEL_PROFILE = "gpu"  # what a Kaggle GPU kernel trains (kernels/: the `gpu` profile)
 SECONDS, RATE = 600, 400  # a real segment: 600 s at 400 Hz, 16 electrodes
 KAGGLE_WORKING_GB, KAGGLE_HOURS = 20, 12  # /kaggle/working, a GPU session's limit
@@ -267,6 +270,26 @@ def project(segments: list[int], values: list[float], full: int = FULL_SEGMENTS)
     return float(values[largest] * (full / segments[largest]) ** growth)
 
 
+def project_pairwise(segments: list[int], seconds: list[float], full: int = FULL_SEGMENTS):
+    """A pairwise model's time at ``full`` segments: the larger of `project` and the least-
+    squares fit of seconds = a + c * segments^2 (a, c >= 0) through the sizes, grown."""
+    if len(set(segments)) < 2:
+        return math.nan
+    n2 = np.asarray(segments, dtype=np.float64) ** 2
+    t = np.asarray(seconds, dtype=np.float64)
+    (a, c), *_ = np.linalg.lstsq(np.stack([np.ones_like(n2), n2], axis=1), t, rcond=None)
+    if c < 0:
+        a, c = float(t.mean()), 0.0
+    elif a < 0:
+        a, c = 0.0, float(n2 @ t / (n2 @ n2))
+    return max(project(segments, seconds, full), float(a + c * full**2))
+
+
+def _pairwise(stage: str) -> bool:
+    """A stage that trains one of the `PAIRWISE` models (``train knn:share``, ...)."""
+    return stage.startswith("train ") and stage[6:].split(":")[0] in PAIRWISE
+
+
 def project_memory(segments: list[int], rss: list[float], full: int = FULL_SEGMENTS) -> float:
     """Peak memory at ``full`` segments on the straight line through the sizes (never
     below the largest measured)."""
@@ -293,7 +316,7 @@ def table(results: dict[int, dict]) -> list[dict]:
             **{f"1/{d} MiB": results[d][name]["peak_rss"] / 2**20 for d in have},
             "exponent": exponent(segments, seconds),
             "top exponent": top_exponent(segments, seconds),
-            "full s": project(segments, seconds),
+            "full s": (project_pairwise if _pairwise(name) else project)(segments, seconds),
             "full MiB": project_memory(segments, rss) / 2**20,
         }
         anon = [d for d in have if results[d][name].get("peak_anon")]  # older records: none
@@ -327,6 +350,7 @@ def render(results: dict[int, dict]) -> str:
             cells = [_cell(row.get(c), c) for c in columns]
             growth = max(row["exponent"], row["top exponent"])
             flag = " (!)" if flagged and growth > EXPONENT_LIMIT else ""
+            flag += " (n²)" if flagged and _pairwise(row["stage"]) else ""
             lines.append(f"| {row['stage']}{flag} | " + " | ".join(cells) + " |")
         lines.append("")
     for label, keep in (
@@ -340,7 +364,9 @@ def render(results: dict[int, dict]) -> str:
     lines.append(
         f"(!): an exponent above {EXPONENT_LIMIT}: the stage grows faster than its data. "
         "full s: the largest size grown with the larger exponent (over every size, or "
-        "between the two largest). MiB: peak RSS of the stage's largest process, pages of "
+        "between the two largest); (n²): a model that compares every pair of windows, "
+        "projected with the larger of that and a + c * segments^2 fitted to the sizes. "
+        "MiB: peak RSS of the stage's largest process, pages of "
         "memory-mapped caches included; anon: peak anonymous memory of all its processes "
         "together (what they allocate); full: straight line through the sizes"
     )
@@ -379,20 +405,23 @@ def cnn_rates(run: Path) -> tuple[float, float] | None:
     training seconds: what validation, batch-norm recalibration and checkpoints add).
     None without logs."""
     from deepsync.durable import read_csv
+    from deepsync.train.stage import cnn_fold_folder
 
-    paths = sorted(run.glob("cnn/patient*/fold*/log.csv"))
-    if not paths or not (run / "folds.csv").exists():
+    if not (run / "folds.csv").exists():
         return None
     folds = read_csv(run / "folds.csv")
     rates, epoch_seconds, train_seconds = [], 0.0, 0.0
-    for path in paths:
-        patient = int(path.parent.parent.name.removeprefix("patient"))
-        fold = int(path.parent.name.removeprefix("fold"))
+    for (patient, fold), _ in folds.groupby(["patient", "fold"], sort=True):
+        path = cnn_fold_folder(run, int(patient), int(fold)) / "log.csv"
+        if not path.exists():
+            continue
         images = int(((folds["patient"] == patient) & (folds["fold"] != fold)).sum())
         log = read_csv(path)
         rates += log["images_per_s"].tolist()
         epoch_seconds += float(log["seconds"].sum())
         train_seconds += float((images / log["images_per_s"]).sum())
+    if not rates:
+        return None
     return float(np.median(rates)), epoch_seconds / train_seconds
 
 

@@ -10,7 +10,6 @@ from deepsync.train.neighbours import ManhattanKnn
 
 @pytest.mark.parametrize("k", [1, 7, 40])
 def test_the_scores_are_scikit_learns_distance_weighted_manhattan_knn(k, monkeypatch):
-    monkeypatch.setattr(neighbours, "QUERY_BLOCK", 64)  # several blocks of queries
     rng = np.random.default_rng(k)
     x = rng.normal(size=(600, 37))
     y = (x[:, 0] + rng.normal(size=600) > 0.3).astype(int)
@@ -31,8 +30,20 @@ def test_the_scores_are_scikit_learns_distance_weighted_manhattan_knn(k, monkeyp
     assert np.array_equal(single, np.eye(2)[y[:3]])  # distance 0: that row's class
 
 
-def test_the_distances_are_every_pairs_manhattan_distance():
+def test_nearest_gives_every_rows_manhattan_distance_in_order():
+    """Tiles of 64 queries, four at a time (here 131: two whole tiles, a ragged one, and
+    queries left over from the fours) against tiles of 64 rows (150: a ragged last tile)."""
     rng = np.random.default_rng(0)
-    a, b = rng.normal(size=(5, 9)), rng.normal(size=(7, 9))
-    expected = np.abs(a[:, None, :] - b[None, :, :]).sum(axis=2)
-    assert np.allclose(neighbours.manhattan(a, b), expected, rtol=1e-12)
+    queries, rows = rng.normal(size=(131, 9)), rng.normal(size=(150, 9))
+    expected = np.abs(queries[:, None, :] - rows[None, :, :]).sum(axis=2)
+    distances, index = neighbours.nearest(queries, rows, 150)
+    assert np.array_equal(index, np.argsort(expected, axis=1, kind="stable"))
+    assert np.allclose(distances, np.sort(expected, axis=1), rtol=1e-12, atol=0)
+    few, chosen = neighbours.nearest(queries, rows, 5)
+    assert np.array_equal(chosen, index[:, :5]) and np.array_equal(few, distances[:, :5])
+
+
+def test_nearest_takes_the_lower_row_first_among_equal_distances():
+    rows = np.array([[3.0], [1.0], [2.0], [1.0], [1.0], [0.0]])
+    distances, index = neighbours.nearest(np.zeros((5, 1)), rows, 3)
+    assert (index == [5, 1, 3]).all() and (distances == [0.0, 1.0, 1.0]).all()

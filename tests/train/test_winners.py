@@ -188,3 +188,27 @@ def test_a_window_with_one_clean_slice_stays_finite():
     rows[-1, 3] -= 4e-8
     out = winners.CoherenceTangentSpace(bands=6).fit_transform(rows)
     assert np.isfinite(out).all()
+
+
+def test_andriys_svm_ranks_by_total_gain_and_keeps_only_features_split_on():
+    """As R's ``xgb.importance``: each feature's total gain (not its mean gain per split),
+    and no feature the ranker never split on (here 380 constant columns) to make up 300."""
+    rng = np.random.default_rng(4)
+    x = np.hstack([rng.normal(size=(400, 20)), np.ones((400, 380))])
+    y = (x[:, 3] + 0.5 * x[:, 11] + rng.normal(scale=0.8, size=400) > 0).astype(int)
+    model = winners.TopFeaturesSvm(features=300, seed=0).fit(x, y)
+    assert len(model.columns_) > 0 and model.columns_.max() < 20  # no constant column
+    booster = model.ranker_.get_booster()
+    total, mean = (booster.get_score(importance_type=k) for k in ("total_gain", "gain"))
+    used = sorted(total, key=lambda f: -total[f])
+    assert sorted(model.columns_.tolist()) == sorted(int(f[1:]) for f in used)
+    top = winners.TopFeaturesSvm(features=5, seed=0).fit(x, y).columns_.tolist()
+    assert sorted(top) == sorted(int(f[1:]) for f in used[:5])
+    by_mean = sorted(mean, key=lambda f: -mean[f])[:5]
+    assert sorted(top) != sorted(int(f[1:]) for f in by_mean)  # the two rankings differ here
+
+
+def test_andriys_svm_takes_every_feature_when_its_ranker_cannot_split():
+    x = np.array([[0.0, 1.0, 2.0], [1.0, 0.0, 2.0]])  # two rows: below min_child_weight
+    model = winners.TopFeaturesSvm(features=2, seed=0).fit(x, np.array([0, 1]))
+    assert model.columns_.tolist() == [0, 1]
