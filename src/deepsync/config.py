@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from deepsync.errors import DeepSyncError
+from deepsync.names import BASELINE, ESTIMATORS, FAMILIES, FAMILY_WINDOWS, GROUPS, RECIPE_FAMILIES
 
 SOURCES = ("synthetic", "kaggle", "dir")
 COMPETITION = "melbourne-university-seizure-prediction"
@@ -233,8 +234,6 @@ class Config:
         return self
 
     def _validate_training(self) -> None:
-        from deepsync.train.tabular import parse_models
-
         t, b, c = self.train, self.baseline, self.cnn
         choices = {
             "baseline.combine": (b.combine, COMBINES, False),
@@ -255,12 +254,12 @@ class Config:
             bad = [v for v in values if v not in valid]
             if bad or not values:
                 raise DeepSyncError(f"{key}={value!r}: use {' | '.join(valid)}")
-        parse_models(t.models, b)
+        parse_models(t.models)
         sub = self.submit
         if sub.model not in ("auto", "blend"):
-            parse_models(sub.model, b)  # a model's name; the run must hold it (make submit)
+            parse_models(sub.model)  # a model's name; the run must hold it (make submit)
         if sub.blend:
-            parse_models(sub.blend, b)
+            parse_models(sub.blend)
         if sub.blend_weights:
             try:
                 weights = [float(w) for w in sub.blend_weights.split(",")]
@@ -327,8 +326,6 @@ class Config:
             raise DeepSyncError("features.table_max_dropout must be between 0 and 1")
         if f.min_hz <= 0 or f.impute_max_frames < 0:
             raise DeepSyncError("features.min_hz must be positive, impute_max_frames >= 0")
-        from deepsync.features.families import parse_families
-
         parse_families(f.families)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
@@ -340,6 +337,76 @@ class Config:
             }
             for f in dataclasses.fields(self)
         }
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One entry of ``train.models``: what it is called, and how it is made."""
+
+    name: str  # as written in tables: baseline, cnn, gbm:power+corr, feng_knn
+    estimator: str  # a name of ESTIMATORS or RECIPE_FAMILIES (deepsync.names), or cnn
+    families: tuple[str, ...] = ()
+
+    @property
+    def folder(self) -> str:
+        """Its folder in a run: the name with ':' as '-' (gbm-power+corr)."""
+        return self.name.replace(":", "-")
+
+
+def parse_families(text: str, key: str = "features.families") -> tuple[str, ...]:
+    """``"power,corr"``, ``"power+corr"``, ``"all"`` (the kit's families, on the table's
+    windows) or ``"winners"`` (theirs, on their own), mixed, to names in `FAMILIES` order."""
+    names = [n.strip() for n in text.replace("+", ",").split(",") if n.strip()]
+    expanded = {m for n in names for m in GROUPS.get(n, (n,))}
+    unknown = sorted(expanded - set(FAMILIES))
+    if unknown or not names:
+        raise DeepSyncError(
+            f"{key}={text!r}: use all (the kit's families), winners (theirs), or some of "
+            f"{', '.join(FAMILIES)}"
+        )
+    return tuple(n for n in FAMILIES if n in expanded)
+
+
+def same_windows(names: tuple[str, ...], key: str) -> tuple[str, ...]:
+    """``names``, if they share one kind of window (the table's, or one length of their
+    own); else a one-line error: their rows could not stand side by side."""
+    lengths = {FAMILY_WINDOWS[n] for n in names}
+    if len(lengths) > 1:
+        shown = ", ".join(f"{n} ({FAMILY_WINDOWS[n] or 'table'} s)" for n in names)
+        raise DeepSyncError(
+            f"{key}: {shown} are cut into windows of different lengths; a model reads "
+            "families of one kind of window"
+        )
+    return names
+
+
+def parse_models(text: str) -> list[ModelSpec]:
+    """``train.models`` to specs, checked; a bad entry is an error naming the choices."""
+    specs = []
+    for entry in (e.strip() for e in text.split(",")):
+        estimator, _, families = entry.partition(":")
+        if entry == "cnn":
+            specs.append(ModelSpec("cnn", "cnn"))
+        elif entry in ("baseline", *RECIPE_FAMILIES):
+            recipe = BASELINE if entry == "baseline" else entry
+            reads = parse_families("+".join(RECIPE_FAMILIES[recipe]))
+            specs.append(ModelSpec(entry, recipe, reads))
+        elif estimator in ESTIMATORS:
+            key = f"train.models entry {entry}"
+            names = same_windows(parse_families(families or "share", key), key)
+            shown = "all" if families == "all" else "+".join(names)
+            specs.append(ModelSpec(f"{estimator}:{shown}", estimator, names))
+        else:
+            raise DeepSyncError(
+                f"train.models entry {entry!r}: use baseline, cnn, a recipe of the 2016 "
+                f"winners ({', '.join(RECIPE_FAMILIES)}), or ESTIMATOR[:FAMILIES] with an "
+                f"estimator of {', '.join(ESTIMATORS)} and families joined by + "
+                "(gbm:power+corr, svm:all)"
+            )
+    names = [s.name for s in specs]
+    if not specs or len(set(names)) != len(names):
+        raise DeepSyncError(f"train.models={text!r}: name each model once")
+    return specs
 
 
 def _plain_name(name: str) -> bool:

@@ -393,13 +393,11 @@ def _shared_folds(config: Config) -> Path:
 
 def _missing_models(folder: Path, config: Config) -> list[str]:
     """The models of ``train.models`` that the run has not trained yet."""
+    from deepsync.config import parse_models
     from deepsync.train.stage import trained_models
-    from deepsync.train.tabular import parse_models
 
     held = trained_models(folder)
-    return [
-        m.name for m in parse_models(config.train.models, config.baseline) if m.name not in held
-    ]
+    return [m.name for m in parse_models(config.train.models) if m.name not in held]
 
 
 def _speed(folder: Path) -> float:

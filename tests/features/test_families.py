@@ -5,11 +5,14 @@ import pytest
 import scipy.signal
 import scipy.stats
 
-from deepsync.config import FeaturesConfig
+from deepsync.config import FeaturesConfig, parse_families
 from deepsync.errors import DeepSyncError
-from deepsync.features.families import ALL, FAMILIES, parse_families
+from deepsync.features.families import FAMILIES
 from deepsync.features.spectrogram import plan_for, segment_features
+from deepsync.names import GROUPS
 from tests.features.test_kernel import FS, signal
+
+ALL = GROUPS["all"]
 
 TOLERANCE = 1e-4
 UPPER = np.triu_indices(16, k=1)

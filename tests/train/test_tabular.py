@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from deepsync.config import BaselineConfig
+from deepsync.config import BaselineConfig, parse_models
 from deepsync.errors import DeepSyncError
-from deepsync.features.families import ALL
+from deepsync.names import GROUPS
 from deepsync.train import tabular
 from deepsync.train.metrics import auc
 from deepsync.train.stage import train, trained_models
@@ -17,22 +17,22 @@ from tests.conftest import FAST_CNN, tiny_config
 
 
 def test_model_names_parse_into_estimators_and_families():
-    specs = tabular.parse_models(
-        "baseline, cnn,gbm:power+corr,knn,svm:all,logistic:stats+power,feng_knn,andriy_svm",
-        BaselineConfig(),
+    specs = parse_models(
+        "baseline, cnn,gbm:power+corr,knn,svm:all,logistic:stats+power,feng_knn,andriy_svm"
     )
     assert [(s.name, s.estimator, s.families, s.folder) for s in specs] == [
         ("baseline", "ag_rlp_xgb", ("rlp",), "baseline"),
         ("cnn", "cnn", (), "cnn"),
         ("gbm:power+corr", "gbm", ("power", "corr"), "gbm-power+corr"),
         ("knn:share", "knn", ("share",), "knn-share"),
-        ("svm:all", "svm", ALL, "svm-all"),
+        ("svm:all", "svm", GROUPS["all"], "svm-all"),
         ("logistic:power+stats", "logistic", ("power", "stats"), "logistic-power+stats"),
         ("feng_knn", "feng_knn", ("feng",), "feng_knn"),
-        ("andriy_svm", "andriy_svm", ALL, "andriy_svm"),
+        ("andriy_svm", "andriy_svm", GROUPS["all"], "andriy_svm"),
     ]
-    assert specs[0].recipe.combine == "max" and specs[6].recipe.combine == "mean"
-    assert specs[2].recipe is None
+    assert tabular.recipe_of(specs[0]).combine == "max"
+    assert tabular.recipe_of(specs[6]).combine == "mean"
+    assert tabular.recipe_of(specs[2]) is None
 
 
 @pytest.mark.parametrize(
@@ -47,7 +47,7 @@ def test_model_names_parse_into_estimators_and_families():
 )
 def test_a_bad_model_name_is_a_one_line_error(text, message):
     with pytest.raises(DeepSyncError, match=message):
-        tabular.parse_models(text, BaselineConfig())
+        parse_models(text)
 
 
 def test_combine_takes_each_segments_windows():
@@ -78,7 +78,7 @@ def test_each_estimator_learns_a_separable_window_signal(estimator):
             return values[owner, window]
 
     rows = np.arange(40)
-    spec = tabular.parse_models(f"{estimator}:power", BaselineConfig())[0]
+    spec = parse_models(f"{estimator}:power")[0]
     train_rows, held = rows[:30], rows[30:]
     (scores,) = tabular.fit_predict(
         Cache(), spec, train_rows, train_rows % 2, [held], BaselineConfig(neighbours=5), seed=1
@@ -152,7 +152,7 @@ def test_window_rows_read_a_block_of_segments_at_a_time_give_the_dense_rows(
     from deepsync.features import cache as cache_module
 
     _, cache = tiny_cache
-    families = tabular.parse_models("logistic:share+corr", BaselineConfig())[0].families
+    families = parse_models("logistic:share+corr")[0].families
     rows = np.flatnonzero(cache.segments["status"] == "ok")[::-1][:11]  # any order
     kept = cache.kept_windows(rows, families)
     assert 0 < kept.sum() < kept.size  # some windows left out

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import scipy.linalg
 
-from deepsync.config import BaselineConfig
+from deepsync.config import BaselineConfig, parse_models
 from deepsync.data.segment import read_segment
 from deepsync.features import winners as features
 from deepsync.features.cache import FeatureCache, cache_folder
@@ -94,7 +94,7 @@ def run_with_echo(monkeypatch, name):
     recipe = winners.RECIPES[name]
     echoing = winners.Recipe(**{**recipe.__dict__, "make": lambda seed, rows: echo})
     monkeypatch.setitem(winners.RECIPES, name, echoing)
-    spec = tabular.parse_models(name, BaselineConfig())[0]
+    spec = parse_models(name)[0]
     rows, labels = np.array([0, 1]), np.array([1, 0])
     (scores,) = tabular.fit_predict(
         PlantedCache(values), spec, rows, labels, [rows], BaselineConfig(), seed=0

@@ -36,10 +36,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from deepsync.config import FeaturesConfig
+from deepsync.config import FeaturesConfig, parse_families
 from deepsync.durable import checksum, ends_line, naming, read_csv, replacing, write_all
 from deepsync.errors import DeepSyncError
-from deepsync.features.families import FAMILIES, parse_families
+from deepsync.features.families import FAMILIES
 
 KERNEL_VERSION = 6  # part of the hash: bump when the kernel or the cache layout changes
 TABLE_COLUMNS = 12  # log power in 6 bands, then log share of the total
@@ -264,7 +264,7 @@ class FeatureCache:
         self, rows: np.ndarray, names: tuple[str, ...], owner: np.ndarray, window: np.ndarray
     ) -> np.ndarray:
         """float32 (len(owner), width): the named families side by side (one kind of window:
-        `deepsync.features.families.same_windows`) at window ``window[i]`` of segment
+        `deepsync.config.same_windows`) at window ``window[i]`` of segment
         ``rows[owner[i]]`` (``owner`` ascending, as `numpy.nonzero` gives it). Read a family
         and `READ_ROWS` segments at a time into the one array returned: the whole families
         of ``rows`` are never in memory."""

@@ -41,7 +41,6 @@ from functools import cached_property
 
 import numpy as np
 
-from deepsync.errors import DeepSyncError
 from deepsync.features import winners
 
 BAND_COUNT = 6
@@ -345,36 +344,6 @@ FAMILIES: dict[str, Family] = {
         *WINNERS,
     )
 }
-# The kit's, on the table's windows (share: the power table's log shares, held in power)
-ALL = tuple(n for n, f in FAMILIES.items() if f.seconds is None and n != "share")
-GROUPS = {"all": ALL, "winners": tuple(f.name for f in WINNERS)}
-
-
-def parse_families(text: str, key: str = "features.families") -> tuple[str, ...]:
-    """``"power,corr"``, ``"power+corr"``, ``"all"`` (the kit's families, on the table's
-    windows) or ``"winners"`` (theirs, on their own), mixed, to names in `FAMILIES` order."""
-    names = [n.strip() for n in text.replace("+", ",").split(",") if n.strip()]
-    expanded = {m for n in names for m in GROUPS.get(n, (n,))}
-    unknown = sorted(expanded - set(FAMILIES))
-    if unknown or not names:
-        raise DeepSyncError(
-            f"{key}={text!r}: use all (the kit's families), winners (theirs), or some of "
-            f"{', '.join(FAMILIES)}"
-        )
-    return tuple(n for n in FAMILIES if n in expanded)
-
-
-def same_windows(names: tuple[str, ...], key: str) -> tuple[str, ...]:
-    """``names``, if they share one kind of window (the table's, or one length of their
-    own); else a one-line error: their rows could not stand side by side."""
-    lengths = {FAMILIES[n].seconds for n in names}
-    if len(lengths) > 1:
-        shown = ", ".join(f"{n} ({FAMILIES[n].seconds or 'table'} s)" for n in names)
-        raise DeepSyncError(
-            f"{key}: {shown} are cut into windows of different lengths; a model reads "
-            "families of one kind of window"
-        )
-    return names
 
 
 def compute_families(segment: SegmentWindows, names: tuple[str, ...]) -> dict[str, np.ndarray]:

@@ -18,14 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.signal
 
-from deepsync.config import FeaturesConfig
+from deepsync.config import FeaturesConfig, parse_families
 from deepsync.errors import DeepSyncError
-from deepsync.features.families import (
-    SPECTRAL,
-    SegmentWindows,
-    compute_families,
-    parse_families,
-)
+from deepsync.features.families import SPECTRAL, SegmentWindows, compute_families
 from deepsync.features.kernel import POWER_FLOOR, dropout_frames, spectrogram_kernel
 
 CANONICAL_BANDS_HZ = (

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from deepsync.config import Config, FeaturesConfig
+from deepsync.config import Config, FeaturesConfig, parse_families
 from deepsync.data.index import load_index
 from deepsync.data.segment import read_segment
 from deepsync.data.stage import INDEX_FILE
@@ -37,7 +37,7 @@ from deepsync.features.cache import (
     params_hash,
     read_journal,
 )
-from deepsync.features.families import FAMILIES, parse_families
+from deepsync.features.families import FAMILIES
 from deepsync.features.spectrogram import plan_for, segment_features
 from deepsync.parallel import parallel_map
 

@@ -38,12 +38,14 @@ import numpy as np
 import scipy.fft
 import scipy.signal
 
+from deepsync.names import FAMILY_WINDOWS, GROUPS
+
 AG_BANDS_HZ = ((0.1, 4.0), (4.0, 8.0), (8.0, 15.0), (15.0, 30.0), (30.0, 90.0), (90.0, 170.0))
 FENG_EDGES_HZ = (0.1, 4.0, 8.0, 12.0, 30.0, 70.0, 180.0)  # np.digitize edges, 6 bands
 WELCH_LENGTH, WELCH_OVERLAP = 512, 0.25  # relative log power
 COHERENCE_LENGTH, COHERENCE_OVERLAP = 512, 0.5  # cross-frequency coherence
 FENG_BAND_HZ = (0.1, 180.0)  # Butterworth band-pass, order 5
-SECONDS = {"rlp": 20.0, "xfcoh": 20.0, "feng": 30.0, "fengmore": 50.0}  # window lengths
+SECONDS = {n: FAMILY_WINDOWS[n] for n in GROUPS["winners"]}  # their windows' lengths (s)
 
 
 def windows_of(x: np.ndarray, rate: float, seconds: float) -> np.ndarray:

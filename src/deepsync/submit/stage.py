@@ -193,10 +193,10 @@ def _blended(found: list[Candidate], config: Config) -> list[Candidate]:
     """The candidates ``submit.blend`` names (every one when empty), in its order."""
     if not config.submit.blend:
         return found
-    from deepsync.train.tabular import parse_models
+    from deepsync.config import parse_models
 
     by_name = {c.model: c for c in found}
-    wanted = [m.name for m in parse_models(config.submit.blend, config.baseline)]
+    wanted = [m.name for m in parse_models(config.submit.blend)]
     missing = [w for w in wanted if w not in by_name]
     if missing:
         raise DeepSyncError(

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from deepsync.config import Config
+from deepsync.config import Config, ModelSpec, parse_models
 from deepsync.durable import (
     FolderLock,
     link_folder,
@@ -85,7 +85,7 @@ def train(
     with the same settings (`model_settings`).
     """
     started = time.perf_counter()
-    models = tabular.parse_models(config.train.models, config.baseline)
+    models = parse_models(config.train.models)
     if any(m.estimator == "cnn" for m in models):
         from deepsync.train.model import check_model_name
 
@@ -199,7 +199,7 @@ def _claim(folder: Path, config: Config) -> None:
     write_text(path, json.dumps({**described, **_provenance()}, indent=1))
 
 
-def model_settings(settings: dict, model: tabular.ModelSpec) -> dict:
+def model_settings(settings: dict, model: ModelSpec) -> dict:
     """What one model's results depend on: a run's `run_settings` less the run's name and
     the section of the other kind of model (a window model's ``cnn``, the CNN's
     ``baseline``)."""
@@ -213,7 +213,7 @@ def model_settings(settings: dict, model: tabular.ModelSpec) -> dict:
 
 
 def _same_model(
-    folder: Path, config: Config, model: tabular.ModelSpec, runs: Sequence[Path]
+    folder: Path, config: Config, model: ModelSpec, runs: Sequence[Path]
 ) -> Path | None:
     """The folder of ``model`` in one of ``runs`` trained on this run's folds with the same
     settings, if this run does not hold it yet; else None."""
@@ -237,7 +237,7 @@ def _same_model(
     return None
 
 
-def _adopt(source: Path, folder: Path, model: tabular.ModelSpec) -> dict:
+def _adopt(source: Path, folder: Path, model: ModelSpec) -> dict:
     """``source`` (a model's folder of another run) as this run's ``model``; its metrics."""
     out = folder / model.folder
     stale = out.with_name(out.name + ".stale")
@@ -250,7 +250,7 @@ def _adopt(source: Path, folder: Path, model: tabular.ModelSpec) -> dict:
     return read_json(out / "metrics.json")
 
 
-def _record_model(folder: Path, model: tabular.ModelSpec) -> None:
+def _record_model(folder: Path, model: ModelSpec) -> None:
     """Add ``model`` to config.json's ``models`` (kept in the order first trained)."""
     path = folder / "config.json"
     described = read_json(path)
@@ -326,7 +326,7 @@ def _predictions(held, scores, patient_test, test_scores, fold):
 
 
 def _run_tabular(
-    cache, folds, test, config, model: tabular.ModelSpec, progress: bool = False, workers: int = 1
+    cache, folds, test, config, model: ModelSpec, progress: bool = False, workers: int = 1
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A window model (`deepsync.train.tabular`) fitted per patient and fold (several folds
     at once in ``workers`` processes when they are big enough: `tabular.fit_folds`)."""
@@ -448,7 +448,7 @@ def leak_check(config: Config) -> dict[str, float]:
     for name, make in (("grouped", grouped_folds), ("random", random_folds)):
         folds = make(segments, config.train.folds, config.train.seed)
         no_test = _test_segments(cache, folds).iloc[:0]  # out-of-fold scores only
-        baseline = tabular.parse_models("baseline", config.baseline)[0]
+        baseline = parse_models("baseline")[0]
         oof, _ = _run_tabular(cache, folds, no_test, config, baseline)
         out[name] = oof_metrics(oof)["pooled_auc"]
     return out

@@ -28,15 +28,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from deepsync.config import BaselineConfig
-from deepsync.errors import DeepSyncError
-from deepsync.features.families import parse_families, same_windows
+from deepsync.config import BaselineConfig, ModelSpec
 from deepsync.train import winners
 from deepsync.train.winners import RECIPES
 
 ESTIMATORS: dict[str, Callable[[BaselineConfig, int, int], object]] = {}
-KINDS = ("baseline", "cnn")  # the two models named without an estimator
-BASELINE = "ag_rlp_xgb"  # the recipe `baseline` names: the winners' best single model
 # Training windows (a model's folds together) from which its folds are fitted in worker
 # processes, a share of the cores each: below it, starting workers costs more than it saves.
 PARALLEL_WINDOWS = 2_000
@@ -118,50 +114,9 @@ def _knn(cfg: BaselineConfig, seed: int, rows: int):
     )
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    """One entry of ``train.models``: what it is called, and how it is made."""
-
-    name: str  # as written in tables: baseline, cnn, gbm:power+corr, feng_knn
-    estimator: str  # a name of ESTIMATORS or RECIPES, or cnn
-    families: tuple[str, ...] = ()
-
-    @property
-    def folder(self) -> str:
-        """Its folder in a run: the name with ':' as '-' (gbm-power+corr)."""
-        return self.name.replace(":", "-")
-
-    @property
-    def recipe(self):
-        """The winners' recipe this model follows, or None (the kit's own)."""
-        return RECIPES.get(self.estimator)
-
-
-def parse_models(text: str, baseline: BaselineConfig) -> list[ModelSpec]:
-    """``train.models`` to specs, checked; a bad entry is an error naming the choices."""
-    specs = []
-    for entry in (e.strip() for e in text.split(",")):
-        estimator, _, families = entry.partition(":")
-        if entry == "cnn":
-            specs.append(ModelSpec("cnn", "cnn"))
-        elif entry in ("baseline", *RECIPES):
-            recipe = RECIPES[BASELINE if entry == "baseline" else entry]
-            specs.append(ModelSpec(entry, recipe.name, parse_families("+".join(recipe.families))))
-        elif estimator in ESTIMATORS:
-            key = f"train.models entry {entry}"
-            names = same_windows(parse_families(families or "share", key), key)
-            shown = "all" if families == "all" else "+".join(names)
-            specs.append(ModelSpec(f"{estimator}:{shown}", estimator, names))
-        else:
-            raise DeepSyncError(
-                f"train.models entry {entry!r}: use baseline, cnn, a recipe of the 2016 "
-                f"winners ({', '.join(RECIPES)}), or ESTIMATOR[:FAMILIES] with an estimator of "
-                f"{', '.join(ESTIMATORS)} and families joined by + (gbm:power+corr, svm:all)"
-            )
-    names = [s.name for s in specs]
-    if not specs or len(set(names)) != len(names):
-        raise DeepSyncError(f"train.models={text!r}: name each model once")
-    return specs
+def recipe_of(spec: ModelSpec) -> winners.Recipe | None:
+    """The winners' recipe a model follows, or None (the kit's own)."""
+    return RECIPES.get(spec.estimator)
 
 
 def window_rows(cache, rows: np.ndarray, families: tuple[str, ...], non_finite: str = "zero"):
@@ -222,7 +177,7 @@ def fit_predict(
     A recipe of the winners brings its own estimator, treatment of values that are not
     finite, and combination; the kit's models take ``cfg``'s.
     """
-    recipe = spec.recipe
+    recipe = recipe_of(spec)
     non_finite = recipe.non_finite if recipe else "zero"
     features, owner = window_rows(cache, train_rows, spec.families, non_finite)
     make = recipe.make if recipe else lambda s, n: ESTIMATORS[spec.estimator](cfg, s, n)

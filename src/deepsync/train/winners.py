@@ -35,6 +35,8 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 
+from deepsync.names import RECIPE_FAMILIES
+
 N_JOBS = os.cpu_count() or 1  # each estimator's threads (a fold worker sets its share)
 RANKER_ROUNDS = 100  # Andriy's XGBoost ranker (his 1000: `TopFeaturesSvm`)
 
@@ -56,10 +58,12 @@ class Recipe:
 RECIPES: dict[str, Recipe] = {}
 
 
-def recipe(name: str, source: str, families: tuple[str, ...], combine: str, non_finite: str):
-    """Register the decorated ``(seed, rows) -> estimator`` factory as the recipe ``name``."""
+def recipe(name: str, source: str, combine: str, non_finite: str):
+    """Register the decorated ``(seed, rows) -> estimator`` factory as the recipe ``name``
+    (one of `deepsync.names.RECIPE_FAMILIES`, which says what it reads)."""
 
     def add(make):
+        families = RECIPE_FAMILIES[name]
         RECIPES[name] = Recipe(name, source, families, combine, non_finite, make)
         return make
 
@@ -91,31 +95,19 @@ def _ag_bagged_xgb(seed: int, bags: int):
     )
 
 
-@recipe(
-    "ag_rlp_xgb",
-    "Alex_Gilberto/models/relative_log_power_XGB.yml",
-    ("rlp",),
-    "max",
-    "drop",
-)
+@recipe("ag_rlp_xgb", "Alex_Gilberto/models/relative_log_power_XGB.yml", "max", "drop")
 def _ag_rlp_xgb(seed: int, rows: int):
     return _ag_bagged_xgb(seed, bags=10)
 
 
-@recipe(
-    "ag_xfcoh_ts_xgb",
-    "Alex_Gilberto/models/coherence_transposed_TS_XGB.yml",
-    ("xfcoh",),
-    "max",
-    "drop",
-)
+@recipe("ag_xfcoh_ts_xgb", "Alex_Gilberto/models/coherence_transposed_TS_XGB.yml", "max", "drop")
 def _ag_xfcoh_ts_xgb(seed: int, rows: int):
     from sklearn.pipeline import make_pipeline
 
     return make_pipeline(CoherenceTangentSpace(bands=6), _ag_bagged_xgb(seed, bags=10))
 
 
-@recipe("feng_xgb", "Feng/models/XGB.py", ("feng",), "mean", "missing")
+@recipe("feng_xgb", "Feng/models/XGB.py", "mean", "missing")
 def _feng_xgb(seed: int, rows: int):
     return _xgb(
         n_estimators=500,
@@ -138,17 +130,17 @@ def _feng_knn(rows: int):
     return make_pipeline(BatchStandardScaler(), ManhattanKnn(neighbours=min(40, rows)))
 
 
-@recipe("feng_knn", "Feng/models/KNN.py", ("feng",), "mean", "zero")
+@recipe("feng_knn", "Feng/models/KNN.py", "mean", "zero")
 def _feng_knn_spectra(seed: int, rows: int):
     return _feng_knn(rows)
 
 
-@recipe("feng_knn_more", "Feng/models/KNNmorefeature.py", ("fengmore",), "mean", "zero")
+@recipe("feng_knn_more", "Feng/models/KNNmorefeature.py", "mean", "zero")
 def _feng_knn_more(seed: int, rows: int):
     return _feng_knn(rows)
 
 
-@recipe("feng_glm_more", "Feng/models/GLM.py", ("fengmore",), "mean", "zero")
+@recipe("feng_glm_more", "Feng/models/GLM.py", "mean", "zero")
 def _feng_glm_more(seed: int, rows: int):
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -157,7 +149,7 @@ def _feng_glm_more(seed: int, rows: int):
     return make_pipeline(StandardScaler(), LogisticRegression(C=0.6, max_iter=5000))
 
 
-@recipe("andriy_svm", "Andriy/mod_svm_5_7.R", ("all",), "max", "zero")
+@recipe("andriy_svm", "Andriy/mod_svm_5_7.R", "max", "zero")
 def _andriy_svm(seed: int, rows: int):
     return TopFeaturesSvm(features=300, seed=seed)
 

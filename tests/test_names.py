@@ -1,0 +1,82 @@
+"""The house's layers: settings name what the stages register, and no import runs up."""
+
+import ast
+from pathlib import Path
+
+from deepsync import names
+from deepsync.features import winners as winner_features
+from deepsync.features.families import FAMILIES
+from deepsync.train.tabular import ESTIMATORS
+from deepsync.train.winners import RECIPES
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+# From the bottom up: a module may import its own layer and those below it, never above
+LAYERS = [
+    ("deepsync", "errors", "durable", "parallel", "kaggle_client", "names"),
+    ("config",),
+    ("data",),
+    ("features",),
+    ("train",),
+    ("submit",),
+    ("report", "kernels"),
+    ("study",),
+    ("cli", "__main__"),
+    ("scale",),  # a benchmark: runs each stage through the CLI
+]
+
+
+def test_the_stages_register_exactly_the_names_settings_may_use():
+    assert tuple(FAMILIES) == names.FAMILIES
+    assert {n: f.seconds for n, f in FAMILIES.items()} == names.FAMILY_WINDOWS
+    assert {n: names.FAMILY_WINDOWS[n] for n in names.GROUPS["winners"]} == winner_features.SECONDS
+    assert tuple(ESTIMATORS) == names.ESTIMATORS
+    assert {n: r.families for n, r in RECIPES.items()} == names.RECIPE_FAMILIES
+    assert names.BASELINE in RECIPES
+
+
+def _layer(module: str) -> int:
+    part = module.split(".")[1] if "." in module else module
+    return next(i for i, layer in enumerate(LAYERS) if part in layer)
+
+
+def _imports() -> dict[str, set[str]]:
+    """Every module of the package and the package modules it imports, at its top or
+    inside a function."""
+    paths = {
+        ".".join(p.relative_to(SRC).with_suffix("").parts).removesuffix(".__init__"): p
+        for p in SRC.rglob("*.py")
+    }
+    found = {}
+    for module, path in paths.items():
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("deepsync"):
+                for alias in node.names:  # `from deepsync.train import winners`: the module
+                    inner = f"{node.module}.{alias.name}"
+                    targets.add(inner if inner in paths else node.module)
+            elif isinstance(node, ast.Import):
+                targets |= {a.name for a in node.names if a.name.startswith("deepsync")}
+        found[module] = targets
+    return found
+
+
+def test_no_import_runs_up_and_config_imports_no_stage():
+    imports = _imports()
+    upward = sorted(f"{m} -> {t}" for m, ts in imports.items() for t in ts if _layer(t) > _layer(m))
+    assert upward == []
+    assert imports["deepsync.config"] <= {"deepsync.errors", "deepsync.names"}
+
+
+def test_no_import_cycle_between_modules():
+    imports = _imports()
+
+    def reaches(start: str) -> set[str]:
+        seen, todo = set(), [start]
+        while todo:
+            for t in imports.get(todo.pop(), ()):
+                if t in imports and t not in seen:
+                    seen.add(t)
+                    todo.append(t)
+        return seen
+
+    assert sorted(m for m in imports if m in reaches(m)) == []
