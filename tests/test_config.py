@@ -48,6 +48,12 @@ def test_profile_then_overrides(tmp_path):
         ("train.models=baseline,rnn", "baseline | cnn"),
         ("train.folds=1", "at least 2"),
         ("train.patients=one", "1,3"),
+        ("train.patients=1,-3", "train.patients='1,-3' must look like 1,3"),
+        ("kernels.patients=2,x", "kernels.patients='2,x' must look like 1,3"),
+        ("submit.blend_weights=2,-1", "must look like 2,1,1"),
+        ("submit.blend_weights=a,b", "must look like 2,1,1"),
+        ("submit.blend=baseline,rnn", "entry 'rnn'"),
+        ("features.families=power,colour", "features.families='power,colour': use all"),
         ("cnn.freeze=all", "none | backbone | first_and_head"),
         ("cnn.combine=median", "max | mean | std"),
         ("cnn.window_frames=500", "exceeds features.frames"),
@@ -100,3 +106,32 @@ def test_an_unknown_profile_lists_the_named_ones():
 
 def test_to_dict_is_plain():
     assert load_config().to_dict()["data"]["root"] == "data"
+
+
+def test_list_settings_are_parsed_once_into_typed_values():
+    """Comma lists stay as written (what config.json and the cache's key record) and are
+    read through typed views, parsed and checked in config.py alone."""
+    config = load_config(
+        overrides=[
+            "train.models=baseline, knn ,gbm:power+corr",
+            "train.patients=3,1",
+            "features.families=winners,power",
+            "submit.blend=baseline,knn",
+            "submit.blend_weights=2,0.5",
+            "kernels.patients=2",
+        ]
+    )
+    specs = config.train.model_specs
+    assert [(m.name, m.estimator, m.families) for m in specs] == [
+        ("baseline", "ag_rlp_xgb", ("rlp",)),
+        ("knn:share", "knn", ("share",)),
+        ("gbm:power+corr", "gbm", ("power", "corr")),
+    ]
+    assert config.train.patient_numbers == (3, 1) and config.kernels.patient_numbers == (2,)
+    assert config.features.family_names == ("power", "rlp", "xfcoh", "feng", "fengmore")
+    assert [m.name for m in config.submit.blend_specs] == ["baseline", "knn:share"]
+    assert config.submit.weights == (2.0, 0.5)
+    assert config.train.model_specs is specs  # parsed once
+    assert config.to_dict()["train"]["models"] == "baseline, knn ,gbm:power+corr"
+    empty = load_config(overrides=["train.patients=", "submit.blend_weights="])
+    assert empty.train.patient_numbers == () and empty.submit.weights == ()

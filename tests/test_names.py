@@ -80,3 +80,14 @@ def test_no_import_cycle_between_modules():
         return seen
 
     assert sorted(m for m in imports if m in reaches(m)) == []
+
+
+def test_no_comma_list_is_split_outside_config():
+    """Settings and options are parsed in config.py (`deepsync.config.words`); the one
+    other split reads a line of a data file."""
+    found = sorted(
+        str(path.relative_to(SRC))
+        for path in SRC.rglob("*.py")
+        if 'split(",")' in path.read_text() or "split(',')" in path.read_text()
+    )
+    assert found == ["deepsync/config.py", "deepsync/data/segment.py"]

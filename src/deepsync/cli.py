@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from deepsync import __version__
-from deepsync.config import SOURCES, Config, load_config
+from deepsync.config import SOURCES, Config, load_config, numbers
 from deepsync.errors import DeepSyncError, os_error_line
 
 
@@ -435,10 +435,7 @@ def _run_blend(config: Config, args: argparse.Namespace) -> int:
     sample = read_sample(pick_sample(config, args.files[0]))
     weights = None
     if args.weights:
-        try:
-            weights = [float(w) for w in args.weights.split(",")]
-        except ValueError:
-            raise DeepSyncError(f"--weights {args.weights!r}: give numbers like 2,1") from None
+        weights = list(numbers(args.weights, "--weights", float, "2,1"))
     blended = rank_average([read(f, sample) for f in args.files], weights)
     print(f"blend: {write(args.out, blended, sample)} (rank average of {len(args.files)})")
     return 0

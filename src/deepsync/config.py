@@ -13,6 +13,7 @@ import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,11 @@ class FeaturesConfig:
     # winners: the four), or some of them
     families: str = "all,rlp"
 
+    @cached_property
+    def family_names(self) -> tuple[str, ...]:
+        """``families`` as names in the registry's order (``all``, ``winners`` expanded)."""
+        return parse_families(self.families)
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -102,6 +108,16 @@ class TrainConfig:
     folds: int = 3  # per patient, stratified and grouped by hour
     seed: int = 2016  # folds, initialisation, shuffling, augmentation
     patients: str = ""  # comma-separated patient numbers; empty: all
+
+    @cached_property
+    def model_specs(self) -> tuple[ModelSpec, ...]:
+        """``models``, each as a `ModelSpec`."""
+        return tuple(parse_models(self.models))
+
+    @cached_property
+    def patient_numbers(self) -> tuple[int, ...]:
+        """``patients`` as numbers; empty: every patient."""
+        return _numbers(self.patients, "train.patients")
 
 
 @dataclass(frozen=True)
@@ -167,6 +183,27 @@ class SubmitConfig:
     folder: Path = Path("submissions")  # submissions, their descriptions and ledger.csv
     tta: int = 0  # CNN: extra time-shifted copies per stack at prediction (0: none)
 
+    @cached_property
+    def blend_specs(self) -> tuple[ModelSpec, ...]:
+        """``blend`` as models; empty: every model of the run."""
+        return tuple(parse_models(self.blend)) if self.blend else ()
+
+    @cached_property
+    def weights(self) -> tuple[float, ...]:
+        """``blend_weights`` as numbers (not negative, not all zero); empty: chosen."""
+        if not self.blend_weights:
+            return ()
+        try:
+            weights = tuple(float(w) for w in words(self.blend_weights))
+        except ValueError:
+            weights = (-1.0,)
+        if any(w < 0 for w in weights) or sum(weights) <= 0:
+            raise DeepSyncError(
+                f"submit.blend_weights={self.blend_weights!r} must look like 2,1,1 "
+                "(not negative, not all zero)"
+            )
+        return weights
+
 
 @dataclass(frozen=True)
 class KernelsConfig:
@@ -181,6 +218,11 @@ class KernelsConfig:
     internet: bool = False  # the kernel needs none: the package travels inside it
     private: bool = True
     upload: str = "features"  # make kaggle-dataset: features (the cache) | data (segments)
+
+    @cached_property
+    def patient_numbers(self) -> tuple[int, ...]:
+        """``patients`` as numbers: a kernel each; empty: one kernel for all."""
+        return _numbers(self.patients, "kernels.patients")
 
 
 @dataclass(frozen=True)
@@ -250,26 +292,20 @@ class Config:
             "kernels.upload": (self.kernels.upload, ("features", "data"), False),
         }
         for key, (value, valid, listed) in choices.items():
-            values = [v.strip() for v in value.split(",")] if listed else [value]
+            values = list(words(value)) if listed else [value]
             bad = [v for v in values if v not in valid]
             if bad or not values:
                 raise DeepSyncError(f"{key}={value!r}: use {' | '.join(valid)}")
-        parse_models(t.models)
         sub = self.submit
+        for section, views in (
+            (t, ("model_specs", "patient_numbers")),
+            (sub, ("blend_specs", "weights")),
+            (self.kernels, ("patient_numbers",)),
+        ):
+            for view in views:
+                getattr(section, view)  # parsed once here: a bad value is its one-line error
         if sub.model not in ("auto", "blend"):
             parse_models(sub.model)  # a model's name; the run must hold it (make submit)
-        if sub.blend:
-            parse_models(sub.blend)
-        if sub.blend_weights:
-            try:
-                weights = [float(w) for w in sub.blend_weights.split(",")]
-            except ValueError:
-                weights = [-1.0]
-            if any(w < 0 for w in weights) or sum(weights) <= 0:
-                raise DeepSyncError(
-                    f"submit.blend_weights={sub.blend_weights!r} must look like 2,1,1 "
-                    "(not negative, not all zero)"
-                )
         if b.neighbours < 1:
             raise DeepSyncError(f"baseline.neighbours={b.neighbours} must be at least 1")
         if self.submit.name and not _plain_name(self.submit.name):
@@ -284,14 +320,10 @@ class Config:
         ):
             if ref and not re.fullmatch(r"[A-Za-z0-9_-]+/[A-Za-z0-9_-]+", ref):
                 raise DeepSyncError(f"{key}={ref!r} must look like owner/slug")
-        if k.patients and not all(p.strip().isdigit() for p in k.patients.split(",")):
-            raise DeepSyncError(f"kernels.patients={k.patients!r} must look like 1,2,3")
         if not 0 <= self.submit.tta <= 16:
             raise DeepSyncError(f"submit.tta={self.submit.tta} must be between 0 and 16")
         if t.folds < 2:
             raise DeepSyncError(f"train.folds={t.folds} must be at least 2")
-        if t.patients and not all(p.strip().isdigit() for p in t.patients.split(",")):
-            raise DeepSyncError(f"train.patients={t.patients!r} must look like 1,3")
         if not t.run or "/" in t.run:
             raise DeepSyncError(f"train.run={t.run!r} must be a plain folder name")
         if c.fold_processes < 0 or c.loader_workers < 0:
@@ -326,7 +358,7 @@ class Config:
             raise DeepSyncError("features.table_max_dropout must be between 0 and 1")
         if f.min_hz <= 0 or f.impute_max_frames < 0:
             raise DeepSyncError("features.min_hz must be positive, impute_max_frames >= 0")
-        parse_families(f.families)
+        _ = f.family_names  # parsed once here: a bad value is its one-line error
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """The resolved configuration as plain JSON-ready values."""
@@ -356,7 +388,7 @@ class ModelSpec:
 def parse_families(text: str, key: str = "features.families") -> tuple[str, ...]:
     """``"power,corr"``, ``"power+corr"``, ``"all"`` (the kit's families, on the table's
     windows) or ``"winners"`` (theirs, on their own), mixed, to names in `FAMILIES` order."""
-    names = [n.strip() for n in text.replace("+", ",").split(",") if n.strip()]
+    names = words(text.replace("+", ","))
     expanded = {m for n in names for m in GROUPS.get(n, (n,))}
     unknown = sorted(expanded - set(FAMILIES))
     if unknown or not names:
@@ -383,7 +415,7 @@ def same_windows(names: tuple[str, ...], key: str) -> tuple[str, ...]:
 def parse_models(text: str) -> list[ModelSpec]:
     """``train.models`` to specs, checked; a bad entry is an error naming the choices."""
     specs = []
-    for entry in (e.strip() for e in text.split(",")):
+    for entry in words(text) or ("",):
         estimator, _, families = entry.partition(":")
         if entry == "cnn":
             specs.append(ModelSpec("cnn", "cnn"))
@@ -407,6 +439,28 @@ def parse_models(text: str) -> list[ModelSpec]:
     if not specs or len(set(names)) != len(names):
         raise DeepSyncError(f"train.models={text!r}: name each model once")
     return specs
+
+
+def words(text: str) -> tuple[str, ...]:
+    """A comma list, a setting's or a command-line option's, to its words (stripped, no
+    empty ones): the one place the kit splits one."""
+    return tuple(w.strip() for w in text.split(",") if w.strip())
+
+
+def numbers(text: str, what: str, kind: type = int, example: str = "1,2") -> tuple:
+    """A comma list of ``kind`` numbers; else a one-line error naming ``what``."""
+    try:
+        return tuple(kind(w) for w in words(text))
+    except ValueError:
+        raise DeepSyncError(f"{what} {text!r}: give numbers like {example}") from None
+
+
+def _numbers(text: str, key: str) -> tuple[int, ...]:
+    """``"1,3"`` to (1, 3); empty to (); else a one-line error naming ``key``."""
+    parts = words(text)
+    if not all(p.isdigit() for p in parts) or (text.strip() and not parts):
+        raise DeepSyncError(f"{key}={text!r} must look like 1,3")
+    return tuple(int(p) for p in parts)
 
 
 def _plain_name(name: str) -> bool:

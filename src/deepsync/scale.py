@@ -523,14 +523,14 @@ def main(argv: list[str] | None = None) -> int:
         help="one more setting for every stage (e.g. cnn.epochs=5)",
     )
     args = parser.parse_args(argv)
-    from deepsync.config import load_config
+    from deepsync.config import load_config, numbers, words
     from deepsync.errors import DeepSyncError
 
     try:
-        sizes = [int(s) for s in args.sizes.split(",")]
+        sizes = list(numbers(args.sizes, "--sizes", int, "32,16"))
         if min(sizes) < 1:
             raise ValueError(f"--sizes {args.sizes}: each a denominator of at least 1")
-        models = (args.models or load_config(PROFILE).train.models).split(",")
+        models = list(words(args.models or load_config(PROFILE).train.models))
     except (ValueError, DeepSyncError) as error:
         print(f"bench-scale: {error}", file=sys.stderr)
         return 2
@@ -560,7 +560,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _names(text: str) -> tuple[str, ...]:
-    return tuple(n.strip() for n in text.split(",") if n.strip())
+    from deepsync.config import words
+
+    return words(text)
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from deepsync.config import SCENARIOS, Config, load_config, read_toml
+from deepsync.config import SCENARIOS, Config, load_config, numbers, read_toml, words
 from deepsync.durable import FolderLock, copy_file, read_csv, read_json, write_csv, write_text
 from deepsync.errors import DeepSyncError
 
@@ -126,7 +126,7 @@ def pick(grid: Grid, only: str = "", seeds: str = "", scenarios: str = "") -> Gr
     """The grid cut to the ``only`` variants and given ``seeds`` (commas); on a scenario
     grid, ``scenarios`` (any of SCENARIOS, in the grid or not) instead of its own."""
     if scenarios:
-        wanted = [s.strip() for s in scenarios.split(",") if s.strip()]
+        wanted = words(scenarios)
         unknown = [s for s in wanted if s not in SCENARIOS]
         if unknown or not grid.scenarios:
             raise DeepSyncError(
@@ -140,7 +140,7 @@ def pick(grid: Grid, only: str = "", seeds: str = "", scenarios: str = "") -> Gr
         grid = Grid(grid.variants, grid.seeds, grid.name, tuple(dict.fromkeys(wanted)))
     variants = grid.variants
     if only:
-        wanted = [v.strip() for v in only.split(",") if v.strip()]
+        wanted = words(only)
         known = {v.name: v for v in variants}
         missing = [w for w in wanted if w not in known]
         if missing:
@@ -150,10 +150,7 @@ def pick(grid: Grid, only: str = "", seeds: str = "", scenarios: str = "") -> Gr
         variants = tuple(known[w] for w in wanted)
     if not seeds:
         return Grid(variants, grid.seeds, grid.name, grid.scenarios)
-    try:
-        chosen = tuple(int(s) for s in seeds.split(","))
-    except ValueError:
-        raise DeepSyncError(f"--seeds {seeds!r} must look like 1,2,3") from None
+    chosen = numbers(seeds, "--seeds", int, "1,2,3")
     variants = tuple(Variant(v.name, v.overrides) for v in variants)
     return Grid(variants, chosen, grid.name, grid.scenarios)
 
@@ -380,11 +377,10 @@ def _shared_folds(config: Config) -> Path:
     """One folds.csv for the study (the base seed's), made by training nothing."""
     from deepsync.features.cache import FeatureCache, cache_folder
     from deepsync.train.folds import load_or_make_folds, training_segments
-    from deepsync.train.stage import _patients
 
     path = Path(config.train.runs_root) / "folds.csv"
     cache = FeatureCache.open(cache_folder(config.features))
-    segments = training_segments(cache.segments, _patients(config))
+    segments = training_segments(cache.segments, config.train.patient_numbers)
     if segments.empty:
         raise DeepSyncError("no training segments in the feature cache; run `make features`")
     load_or_make_folds(path, segments, config.train.folds, config.train.seed)
@@ -393,11 +389,10 @@ def _shared_folds(config: Config) -> Path:
 
 def _missing_models(folder: Path, config: Config) -> list[str]:
     """The models of ``train.models`` that the run has not trained yet."""
-    from deepsync.config import parse_models
     from deepsync.train.stage import trained_models
 
     held = trained_models(folder)
-    return [m.name for m in parse_models(config.train.models) if m.name not in held]
+    return [m.name for m in config.train.model_specs if m.name not in held]
 
 
 def _speed(folder: Path) -> float:

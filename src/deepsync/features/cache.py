@@ -56,7 +56,7 @@ def cache_folder(params: FeaturesConfig) -> Path:
 
 def params_hash(params: FeaturesConfig) -> str:
     described = {k: v for k, v in asdict(params).items() if k != "cache_root"}
-    described["families"] = list(parse_families(params.families))  # "all" resolved
+    described["families"] = list(params.family_names)  # "all" resolved
     described["kernel_version"] = KERNEL_VERSION
     text = json.dumps(described, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.signal
 
-from deepsync.config import FeaturesConfig, parse_families
+from deepsync.config import FeaturesConfig
 from deepsync.errors import DeepSyncError
 from deepsync.features.families import SPECTRAL, SegmentWindows, compute_families
 from deepsync.features.kernel import POWER_FLOOR, dropout_frames, spectrogram_kernel
@@ -102,7 +102,7 @@ def plan_for(params: FeaturesConfig, samples: int, sampling_rate: float) -> Spec
         impute_max_frames=params.impute_max_frames,
         table_max_dropout=params.table_max_dropout,
         sampling_rate=float(sampling_rate),
-        families=parse_families(params.families),
+        families=params.family_names,
     )
 
 

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from deepsync.config import Config, FeaturesConfig, parse_families
+from deepsync.config import Config, FeaturesConfig
 from deepsync.data.index import load_index
 from deepsync.data.segment import read_segment
 from deepsync.data.stage import INDEX_FILE
@@ -83,7 +83,7 @@ def _build(config: Config, folder: Path, workers: int, progress: bool) -> Featur
     index = load_index(Path(config.data.root) / INDEX_FILE)
     params = config.features
     described = {**config.to_dict()["features"], "hash": params_hash(params)}
-    described["families"] = ",".join(parse_families(params.families))  # "all" resolved
+    described["families"] = ",".join(params.family_names)  # "all" resolved
     write_text(folder / "params.json", json.dumps(described, indent=1))
     identity = [_identity(path) for path in index["path"]]
     shapes = _shapes(params, index, identity)

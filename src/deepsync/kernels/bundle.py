@@ -127,7 +127,7 @@ def render(config: Config, user: str) -> list[Bundle]:
         )
     k = config.kernels
     groups: list[list[int] | None] = (
-        [[int(p)] for p in k.patients.split(",")] if k.patients else [None]
+        [[p] for p in k.patient_numbers] if k.patient_numbers else [None]
     )
     datasets = [input_dataset(config, user)] + ([k.weights_dataset] if k.weights_dataset else [])
     settings = bundle_settings(config)

@@ -193,10 +193,8 @@ def _blended(found: list[Candidate], config: Config) -> list[Candidate]:
     """The candidates ``submit.blend`` names (every one when empty), in its order."""
     if not config.submit.blend:
         return found
-    from deepsync.config import parse_models
-
     by_name = {c.model: c for c in found}
-    wanted = [m.name for m in parse_models(config.submit.blend)]
+    wanted = [m.name for m in config.submit.blend_specs]
     missing = [w for w in wanted if w not in by_name]
     if missing:
         raise DeepSyncError(
@@ -215,7 +213,7 @@ def _blend(run: Path, found: list[Candidate], config: Config) -> Candidate:
     oof = read_csv(trained_models(run)[found[0].model] / "oof.csv").set_index("segment")
     inputs = [c.oof.reindex(oof.index) for c in found]
     if config.submit.blend_weights:
-        weights = tuple(float(w) for w in config.submit.blend_weights.split(","))
+        weights = config.submit.weights
         if len(weights) != len(found):
             raise DeepSyncError(
                 f"submit.blend_weights={config.submit.blend_weights} gives {len(weights)} "

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from deepsync.config import Config, load_config
+from deepsync.config import Config, load_config, numbers, words
 from deepsync.errors import DeepSyncError
 from deepsync.train.augment import AugmentLimits
 from deepsync.train.cnn import (
@@ -144,8 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        workers = [int(w) for w in args.workers.split(",")] if args.workers else None
-    except ValueError:
+        workers = list(numbers(args.workers, "--workers")) if args.workers else None
+    except DeepSyncError:
         print(f"bench-train: --workers takes numbers, e.g. 0,4 (not {args.workers!r})")
         return 2
     try:
@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             warmup=args.warmup,
             reps=args.reps,
             batch_size=args.batch_size,
-            variants=args.variants.split(",") if args.variants else None,
+            variants=list(words(args.variants)) if args.variants else None,
             workers=workers,
             timm_batch=args.timm_batch,
         )

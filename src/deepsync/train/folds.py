@@ -10,6 +10,7 @@ evenly over the folds, and the assignment depends only on the segments and the s
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +22,9 @@ from deepsync.errors import DeepSyncError
 FOLD_COLUMNS = ["segment", "patient", "label", "hour", "row", "fold"]
 
 
-def training_segments(segments: pd.DataFrame, patients: list[int] | None = None) -> pd.DataFrame:
-    """The cache's segments a model may learn from: safe training files, cached, not all zero."""
+def training_segments(segments: pd.DataFrame, patients: Sequence[int] = ()) -> pd.DataFrame:
+    """The cache's segments a model may learn from: safe training files, cached, not all
+    zero; of ``patients`` only, where given."""
     keep = (
         (segments["split"] == "train")
         & segments["safe"].astype(bool)

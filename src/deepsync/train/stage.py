@@ -85,7 +85,7 @@ def train(
     with the same settings (`model_settings`).
     """
     started = time.perf_counter()
-    models = parse_models(config.train.models)
+    models = config.train.model_specs
     if any(m.estimator == "cnn" for m in models):
         from deepsync.train.model import check_model_name
 
@@ -112,7 +112,7 @@ def _train(
     workers: int = 1,
 ) -> TrainReport:
     _claim(folder, config)
-    segments = training_segments(cache.segments, _patients(config))
+    segments = training_segments(cache.segments, config.train.patient_numbers)
     if segments.empty:
         raise DeepSyncError("no training segments in the feature cache; run `make features`")
     folds = load_or_make_folds(
@@ -154,11 +154,6 @@ def _cnn_seconds(folder: Path) -> float:
     """The CNN's training time: every fold's epochs as its log.csv recorded them."""
     logs = sorted((folder / "cnn").glob("*/fold*/log.csv"))
     return float(sum(read_csv(log)["seconds"].sum() for log in logs))
-
-
-def _patients(config: Config) -> list[int] | None:
-    text = config.train.patients
-    return [int(p) for p in text.split(",")] if text else None
 
 
 def run_settings(config: Config) -> dict:
@@ -443,7 +438,7 @@ def _say_fold(key: tuple, result: dict, note: str = "") -> None:
 def leak_check(config: Config) -> dict[str, float]:
     """The baseline's pooled OOF AUC on hour-grouped folds and on hour-blind random folds."""
     cache = FeatureCache.open(cache_folder(config.features))
-    segments = training_segments(cache.segments, _patients(config))
+    segments = training_segments(cache.segments, config.train.patient_numbers)
     out = {}
     for name, make in (("grouped", grouped_folds), ("random", random_folds)):
         folds = make(segments, config.train.folds, config.train.seed)
