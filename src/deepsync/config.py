@@ -18,13 +18,20 @@ from pathlib import Path
 from typing import Any
 
 from deepsync.errors import DeepSyncError
-from deepsync.names import BASELINE, ESTIMATORS, FAMILIES, FAMILY_WINDOWS, GROUPS, RECIPE_FAMILIES
+from deepsync.names import (
+    BASELINE,
+    CALIBRATIONS,
+    ESTIMATORS,
+    FAMILIES,
+    FAMILY_WINDOWS,
+    GROUPS,
+    RECIPE_FAMILIES,
+)
 
 SOURCES = ("synthetic", "kaggle", "dir")
 COMPETITION = "melbourne-university-seizure-prediction"
 COMBINES = ("max", "mean", "std")
 FREEZES = ("none", "backbone", "first_and_head")
-CALIBRATIONS = ("auto", "none", "rank", "standardise", "prior", "platt")
 # Preictal mechanisms of the synthetic source (deepsync.data.synthetic): `demo`, the embedded
 # default, and the scenario suite, every one of them with real implants' nuisances.
 SCENARIOS = ("demo", "band", "spikes", "synchrony", "slope", "amplitude", "coupling", "mixed")
@@ -288,7 +295,7 @@ class Config:
             "cnn.scope": (c.scope, ("patient", "all"), False),
             "cnn.device": (c.device, ("auto", "cpu", "cuda"), False),
             "cnn.precision": (c.precision, ("auto", "fp32", "bf16", "fp16"), False),
-            "submit.calibration": (self.submit.calibration, CALIBRATIONS, False),
+            "submit.calibration": (self.submit.calibration, ("auto", *CALIBRATIONS), False),
             "kernels.upload": (self.kernels.upload, ("features", "data"), False),
         }
         for key, (value, valid, listed) in choices.items():

@@ -45,3 +45,7 @@ RECIPE_FAMILIES: dict[str, tuple[str, ...]] = {
     "andriy_svm": ("all",),
 }
 BASELINE = "ag_rlp_xgb"  # the recipe `baseline` names: the winners' best single model
+
+# How `make submit` calibrates a model's scores (`deepsync.submit.calibration`), in the
+# order that breaks ties; ``submit.calibration`` is one of them, or auto (the best)
+CALIBRATIONS = ("none", "platt", "prior", "standardise", "rank")

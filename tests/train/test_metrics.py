@@ -64,5 +64,5 @@ def test_calibration_is_monotonic_within_a_patient():
 
 def test_summary_table_lists_each_model_and_patient():
     text = summary_table({"baseline": oof_metrics(oof()), "cnn": oof_metrics(oof(seed=1))})
-    assert "patient 1" in text and "patient 2" in text and "calibrated" in text
+    assert "patient 1" in text and "patient 2" in text and "platt" in text
     assert text.count("\n") == 2

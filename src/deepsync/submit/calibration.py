@@ -19,9 +19,10 @@ import pandas as pd
 from scipy.special import expit
 from scipy.stats import rankdata
 
+from deepsync.names import CALIBRATIONS
 from deepsync.train.metrics import auc, calibrate, calibrate_test, logit
 
-METHODS = ("none", "platt", "prior", "standardise", "rank")  # ties go to the earlier one
+METHODS = CALIBRATIONS  # ties go to the earlier one
 SHIFT_BOUND = 40.0  # logits: more than enough to reach any base rate from any scores
 
 

@@ -83,14 +83,14 @@ def oof_metrics(oof: pd.DataFrame) -> dict:
 
 
 def summary_table(metrics: dict[str, dict]) -> str:
-    """One line per model: per-patient AUCs, then pooled raw and calibrated, and with a
+    """One line per model: per-patient AUCs, then pooled raw and after Platt scaling, and with a
     ``baseline`` (the winners' recipe, the bar) among them, each model's pooled AUC less
     the baseline's."""
     patients = sorted({p for m in metrics.values() for p in m["patients"]}, key=int)
     width = max(10, *(len(name) + 2 for name in metrics))
     bar = metrics.get("baseline", {}).get("pooled_auc")
     head = f"{'model':<{width}}" + "".join(f"{'patient ' + p:>11}" for p in patients)
-    head += f"{'pooled':>9}{'calibrated':>12}" + (f"{'vs baseline':>13}" if bar else "")
+    head += f"{'pooled':>9}{'platt':>12}" + (f"{'vs baseline':>13}" if bar else "")
     lines = [head]
     for name, m in metrics.items():
         cells = "".join(f"{m['patients'].get(p, {}).get('auc', math.nan):>11.3f}" for p in patients)

@@ -454,7 +454,8 @@ def summary(report: TrainReport) -> str:
     lines.append(summary_table(report.metrics))
     lines.append(
         "  pooled: one AUC over all patients' segments, as the leaderboard scores; "
-        "calibrated: per-patient Platt scaling, cross-fitted"
+        "platt: per-patient Platt scaling, cross-fitted (how `make submit` calibrates each "
+        "model: below)"
     )
     if "baseline" in report.metrics:
         lines.append(
