@@ -14,6 +14,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 LAYERS = [
     ("deepsync", "errors", "durable", "parallel", "kaggle_client", "names"),
     ("config",),
+    ("runs",),  # the run folder: train, submit, study, report and kernels read it
     ("data",),
     ("features",),
     ("train",),

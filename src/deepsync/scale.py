@@ -405,7 +405,7 @@ def cnn_rates(run: Path) -> tuple[float, float] | None:
     training seconds: what validation, batch-norm recalibration and checkpoints add).
     None without logs."""
     from deepsync.durable import read_csv
-    from deepsync.train.stage import cnn_fold_folder
+    from deepsync.runs import cnn_fold_folder
 
     if not (run / "folds.csv").exists():
         return None

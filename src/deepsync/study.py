@@ -231,7 +231,8 @@ def _train_set(
 
     from deepsync.features.cache import cache_folder
     from deepsync.features.stage import build_features
-    from deepsync.train.stage import run_folder, train
+    from deepsync.runs import run_folder
+    from deepsync.train.stage import train
 
     first = runs[0][2]
     missing = [r for r in runs if _needs_training(run_folder(r[2]), r[2])]
@@ -389,7 +390,7 @@ def _shared_folds(config: Config) -> Path:
 
 def _missing_models(folder: Path, config: Config) -> list[str]:
     """The models of ``train.models`` that the run has not trained yet."""
-    from deepsync.train.stage import trained_models
+    from deepsync.runs import trained_models
 
     held = trained_models(folder)
     return [m.name for m in config.train.model_specs if m.name not in held]
@@ -405,9 +406,9 @@ def _speed(folder: Path) -> float:
 
 def _run_rows(name: str, seed: int, folder: Path, config: Config) -> list[dict]:
     """One row per model of a trained run (and the blend when it has several)."""
+    from deepsync.runs import trained_models
     from deepsync.submit.stage import candidates
     from deepsync.train.metrics import auc
-    from deepsync.train.stage import trained_models
 
     record = read_json(folder / RECORD)
     models = trained_models(folder)

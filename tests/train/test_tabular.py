@@ -10,9 +10,10 @@ import pytest
 from deepsync.config import BaselineConfig, parse_models
 from deepsync.errors import DeepSyncError
 from deepsync.names import GROUPS
+from deepsync.runs import trained_models
 from deepsync.train import tabular
 from deepsync.train.metrics import auc
-from deepsync.train.stage import train, trained_models
+from deepsync.train.stage import train
 from tests.conftest import FAST_CNN, tiny_config
 
 

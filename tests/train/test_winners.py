@@ -10,11 +10,11 @@ from deepsync.config import BaselineConfig, parse_models
 from deepsync.data.segment import read_segment
 from deepsync.features import winners as features
 from deepsync.features.cache import FeatureCache, cache_folder
+from deepsync.runs import trained_models
 from deepsync.submit.blend import rank_average
 from deepsync.submit.stage import candidates
 from deepsync.train import tabular, winners
 from deepsync.train.metrics import auc
-from deepsync.train.stage import trained_models
 from tests.conftest import WINNERS
 
 

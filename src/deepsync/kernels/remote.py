@@ -25,9 +25,9 @@ from deepsync.errors import DeepSyncError
 from deepsync.kaggle_client import authenticated_api, kaggle_errors
 from deepsync.kernels.bundle import Bundle
 from deepsync.kernels.entry import TEST_LABELS
+from deepsync.runs import trained_models
 from deepsync.submit import submission
 from deepsync.train.metrics import oof_metrics
-from deepsync.train.stage import trained_models
 
 OUTPUT_PATTERN = r"\.(csv|json|log|txt)$"  # what comes home: not the checkpoints
 DONE = "COMPLETE"

@@ -147,7 +147,7 @@ def _stacks_section(page: Page, cache: FeatureCache, config: Config) -> None:
 
 def _run_section(page: Page, run: Path) -> None:
     page.heading(f"Run {run.name}", f"run-{run.name}")
-    from deepsync.train.stage import trained_models
+    from deepsync.runs import trained_models
 
     models = trained_models(run)
     oofs = {name: read_csv(folder / "oof.csv") for name, folder in models.items()}

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,10 +29,10 @@ from deepsync.config import Config, from_dict
 from deepsync.durable import FolderLock, read_csv, read_json, write_csv, write_text
 from deepsync.errors import DeepSyncError, os_error_line
 from deepsync.features.cache import FeatureCache, cache_folder
+from deepsync.runs import git_revision, run_folder, trained_models
 from deepsync.submit import calibration, kaggle_api, ledger, references, scoring, submission
 from deepsync.submit.blend import fitted_blend, rank_average
 from deepsync.train.metrics import auc
-from deepsync.train.stage import run_folder, trained_models
 
 LEADERBOARD_FILE = "leaderboard.csv"
 MISSING_SHOWN = 3
@@ -249,8 +248,8 @@ def _cnn_with_tta(
     Both are rescored, so that the OOF AUC measures what the test scores get. Computed
     once per number of copies (``runs/<run>/cnn/tta<copies>/``), then read back.
     """
+    from deepsync.runs import cnn_fold_folder
     from deepsync.train.cnn import predict_saved_fold
-    from deepsync.train.stage import cnn_fold_folder
 
     folder = run / "cnn" / f"tta{copies}"
     if (folder / "oof.csv").exists() and (folder / "test.csv").exists():
@@ -368,19 +367,9 @@ def _describe(report: SubmissionReport, config: Config, settings: dict) -> None:
         "filled_files": report.filled_files,
         "submit": config.to_dict()["submit"],
         "run_settings": settings["settings"],
-        "git_revision": _git_revision(),
+        "git_revision": git_revision(),
     }
     write_text(report.path.with_suffix(".json"), json.dumps(described, indent=1, default=float))
-
-
-def _git_revision() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return out.stdout.strip() or "unknown"
 
 
 def candidates_summary(run: Path, config: Config) -> str:

@@ -1,30 +1,12 @@
 """`make train`: every model of ``train.models`` per patient on the run's folds; OOF metrics.
 
-Layout of ``runs/<run>/``:
-- ``config.json``: the resolved configuration, git revision and library versions, and the
-  models trained in the folder so far (``models``, in the order they were first trained);
-- ``folds.csv``: segment, patient, label, hour, row, fold (written once, read by all);
-- ``<model>/oof.csv``: segment, patient, label, fold, score, calibrated (``<model>``: the
-  model's name with ':' as '-', as ``gbm-power+corr``);
-- ``<model>/test.csv``: segment, patient, all_zero, fold, score (each fold's model on the
-  test set; all-zero segments are predicted too, and flagged);
-- ``<model>/metrics.json``: AUC per fold and patient, pooled raw and calibrated, and the
-  seconds its fitting took;
-- ``cnn/patient<P>/fold<K>/``: best.pt, log.csv, result.json (last.pt while training);
-  ``cnn/all/fold<K>/`` instead with ``cnn.scope=all`` (one model of every patient per fold).
-A rerun skips CNN folds whose result is saved and resumes a fold that was interrupted
-(window models refit: seconds); a run folder made with other settings is refused rather
-than mixed, and so is a second run writing the same folder at once (``.deepsync.lock``).
-Models may be added to a run later (``train.models`` is not such a setting).
+The run folder's layout, and what a run records: `deepsync.runs`.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import platform
-import shutil
-import subprocess
 import time
 import warnings
 from collections.abc import Sequence
@@ -35,10 +17,10 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from deepsync import runs
 from deepsync.config import Config, ModelSpec, parse_models
 from deepsync.durable import (
     FolderLock,
-    link_folder,
     read_csv,
     read_json,
     write_csv,
@@ -46,6 +28,7 @@ from deepsync.durable import (
 )
 from deepsync.errors import DeepSyncError
 from deepsync.features.cache import FeatureCache, cache_folder
+from deepsync.runs import cnn_fold_folder, run_folder
 from deepsync.train import tabular
 from deepsync.train.folds import (
     grouped_folds,
@@ -55,10 +38,6 @@ from deepsync.train.folds import (
 )
 from deepsync.train.metrics import calibrate, oof_metrics, summary_table
 
-SETTINGS = ("features", "train", "baseline", "cnn")  # what a run's results depend on
-# A run may gain models (each one's results stand alone), and a cache may gain families.
-NOT_SETTINGS = ("train.models", "features.families")
-
 
 @dataclass
 class TrainReport:
@@ -66,10 +45,6 @@ class TrainReport:
     metrics: dict[str, dict] = field(default_factory=dict)
     seconds: float = 0.0
     warned: list[str] = field(default_factory=list)
-
-
-def run_folder(config: Config) -> Path:
-    return Path(config.train.runs_root) / config.train.run
 
 
 def train(
@@ -111,7 +86,7 @@ def _train(
     reuse: Sequence[Path] = (),
     workers: int = 1,
 ) -> TrainReport:
-    _claim(folder, config)
+    runs.claim(folder, config)
     segments = training_segments(cache.segments, config.train.patient_numbers)
     if segments.empty:
         raise DeepSyncError("no training segments in the feature cache; run `make features`")
@@ -121,8 +96,8 @@ def _train(
     test = _test_segments(cache, folds)
     report = TrainReport(folder)
     for model in models:
-        if (source := _same_model(folder, config, model, reuse)) is not None:
-            report.metrics[model.name] = _adopt(source, folder, model)
+        if (source := runs.same_model(folder, config, model, reuse)) is not None:
+            report.metrics[model.name] = runs.adopt(source, folder, model)
             tqdm.write(f"{model.name}: the same model as {source.parent} (linked, not trained)")
             continue
         clock = time.perf_counter()
@@ -145,7 +120,7 @@ def _train(
             _cnn_seconds(folder) if model.estimator == "cnn" else time.perf_counter() - clock
         )
         write_text(out / "metrics.json", json.dumps(metrics, indent=1))
-        _record_model(folder, model)
+        runs.record_model(folder, model)
         report.metrics[model.name] = metrics
     return report
 
@@ -154,145 +129,6 @@ def _cnn_seconds(folder: Path) -> float:
     """The CNN's training time: every fold's epochs as its log.csv recorded them."""
     logs = sorted((folder / "cnn").glob("*/fold*/log.csv"))
     return float(sum(read_csv(log)["seconds"].sum() for log in logs))
-
-
-def run_settings(config: Config) -> dict:
-    """What a run's results depend on: the `SETTINGS` sections less `NOT_SETTINGS`."""
-    settings = {k: dict(v) for k, v in config.to_dict().items() if k in SETTINGS}
-    for key in NOT_SETTINGS:
-        section, name = key.split(".")
-        settings[section].pop(name)
-    return settings
-
-
-def _claim(folder: Path, config: Config) -> None:
-    """Write config.json, or check that the run folder was made with these settings."""
-    settings = run_settings(config)
-    path = folder / "config.json"
-    if path.exists():
-        saved = read_json(path).get("settings") or {}
-        for key in NOT_SETTINGS:  # runs from before it was left out recorded it
-            section, name = key.split(".")
-            saved.get(section, {}).pop(name, None)
-        defaults = run_settings(Config())
-        for section, values in saved.items():  # a setting added since: its default
-            for name, value in defaults.get(section, {}).items():
-                values.setdefault(name, value)
-        if saved != settings:
-            changed = [
-                f"{s}.{k}"
-                for s in SETTINGS
-                for k in settings[s]
-                if (saved or {}).get(s, {}).get(k) != settings[s][k]
-            ]
-            raise DeepSyncError(
-                f"{folder} was trained with other settings ({', '.join(changed[:4])}); "
-                "use --set train.run=NEW_NAME, or delete the folder to start again"
-            )
-        return
-    described = {"settings": settings, "config": config.to_dict(), "models": []}
-    write_text(path, json.dumps({**described, **_provenance()}, indent=1))
-
-
-def model_settings(settings: dict, model: ModelSpec) -> dict:
-    """What one model's results depend on: a run's `run_settings` less the run's name and
-    the section of the other kind of model (a window model's ``cnn``, the CNN's
-    ``baseline``)."""
-    kept = {
-        k: v
-        for k, v in settings.items()
-        if k != ("baseline" if model.estimator == "cnn" else "cnn")
-    }
-    kept["train"] = {k: v for k, v in kept["train"].items() if k != "run"}
-    return kept
-
-
-def _same_model(
-    folder: Path, config: Config, model: ModelSpec, runs: Sequence[Path]
-) -> Path | None:
-    """The folder of ``model`` in one of ``runs`` trained on this run's folds with the same
-    settings, if this run does not hold it yet; else None."""
-    if not runs or model.name in trained_models(folder):
-        return None
-    wanted = model_settings(run_settings(config), model)
-    folds = (folder / "folds.csv").read_bytes()
-    for run in map(Path, runs):
-        if run.resolve() == folder.resolve():
-            continue
-        try:  # a sibling that is damaged, or from before models were recorded, is skipped
-            held = trained_models(run)
-            if model.name not in held:
-                continue
-            saved = read_json(run / "config.json").get("settings") or {}
-            same = "train" in saved and model_settings(saved, model) == wanted
-            if same and (run / "folds.csv").read_bytes() == folds:
-                return held[model.name]
-        except (DeepSyncError, OSError):
-            continue
-    return None
-
-
-def _adopt(source: Path, folder: Path, model: ModelSpec) -> dict:
-    """``source`` (a model's folder of another run) as this run's ``model``; its metrics."""
-    out = folder / model.folder
-    stale = out.with_name(out.name + ".stale")
-    shutil.rmtree(stale, ignore_errors=True)
-    if out.exists():  # an interrupted training of the model here: set aside in one step
-        os.rename(out, stale)
-    link_folder(source, out)
-    shutil.rmtree(stale, ignore_errors=True)
-    _record_model(folder, model)
-    return read_json(out / "metrics.json")
-
-
-def _record_model(folder: Path, model: ModelSpec) -> None:
-    """Add ``model`` to config.json's ``models`` (kept in the order first trained)."""
-    path = folder / "config.json"
-    described = read_json(path)
-    if described.get("models") is None:  # a run from before models were recorded
-        described["models"] = [n for n in ("baseline", "cnn") if (folder / n / "oof.csv").exists()]
-    known = described["models"]
-    if model.name not in known:
-        known.append(model.name)
-        write_text(path, json.dumps(described, indent=1))
-
-
-def trained_models(run: Path) -> dict[str, Path]:
-    """The models a run holds (name -> folder), as trained: oof.csv and test.csv there."""
-    run = Path(run)
-    try:
-        names = read_json(run / "config.json").get("models")
-    except FileNotFoundError:
-        names = None
-    if names is None:  # a run from before models were recorded
-        names = [n for n in ("baseline", "cnn") if (run / n).is_dir()]
-    folders = {name: run / name.replace(":", "-") for name in names}
-    return {
-        name: path
-        for name, path in folders.items()
-        if (path / "oof.csv").exists() and (path / "test.csv").exists()
-    }
-
-
-def _provenance() -> dict:
-    import sklearn
-    import torch
-
-    try:
-        revision = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        revision = ""
-    versions = {"python": platform.python_version(), "torch": torch.__version__}
-    versions["scikit-learn"] = sklearn.__version__
-    try:
-        import timm
-
-        versions["timm"] = timm.__version__
-    except ImportError:
-        pass
-    return {"git_revision": revision or "unknown", "versions": versions}
 
 
 def _test_segments(cache: FeatureCache, folds: pd.DataFrame) -> pd.DataFrame:
@@ -419,12 +255,6 @@ def _run_cnn(cache, folds, test, config, folder, progress) -> tuple[pd.DataFrame
         oof_parts.append(oof)
         test_parts.append(tested)
     return pd.concat(oof_parts, ignore_index=True), pd.concat(test_parts, ignore_index=True)
-
-
-def cnn_fold_folder(run: Path, patient, fold: int) -> Path:
-    """``cnn/patient<P>/fold<K>`` of a run, or ``cnn/all/fold<K>`` (cnn.scope=all)."""
-    part = "all" if patient == "all" else f"patient{patient}"
-    return run / "cnn" / part / f"fold{fold}"
 
 
 def _say_fold(key: tuple, result: dict, note: str = "") -> None:
