@@ -135,3 +135,22 @@ def test_list_settings_are_parsed_once_into_typed_values():
     assert config.to_dict()["train"]["models"] == "baseline, knn ,gbm:power+corr"
     empty = load_config(overrides=["train.patients=", "submit.blend_weights="])
     assert empty.train.patient_numbers == () and empty.submit.weights == ()
+
+
+def test_each_section_checks_itself():
+    import dataclasses
+
+    config = Config()
+    for f in dataclasses.fields(config):
+        getattr(config, f.name).check()  # every default is valid on its own
+    bad = {
+        "train": {"folds": 1},
+        "cnn": {"combine": "median"},
+        "submit": {"tta": 17},
+        "kernels": {"dataset": "noslash"},
+        "features": {"families": "colour"},
+        "baseline": {"neighbours": 0},
+    }
+    for section, change in bad.items():
+        with pytest.raises(DeepSyncError, match=f"{section}\\."):
+            dataclasses.replace(getattr(config, section), **change).check()

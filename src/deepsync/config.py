@@ -48,6 +48,16 @@ class DataConfig:
     competition: str = COMPETITION
     kaggle_dataset: str = ""  # source=kaggle: "owner/slug" of a dataset holding a copy
 
+    def check(self) -> None:
+        if self.source not in SOURCES:
+            raise DeepSyncError(f"data.source={self.source!r} is not one of {', '.join(SOURCES)}")
+        if self.source == "dir" and self.data_dir is None:
+            raise DeepSyncError("SOURCE=dir needs DATA_DIR=/path/to/the/data (data.data_dir)")
+        if self.kaggle_dataset and self.kaggle_dataset.count("/") != 1:
+            raise DeepSyncError(
+                f"data.kaggle_dataset={self.kaggle_dataset!r} must look like owner/slug"
+            )
+
 
 @dataclass(frozen=True)
 class SyntheticConfig:
@@ -74,6 +84,31 @@ class SyntheticConfig:
     # hours), instead of the five counts above: `make bench-scale`'s sizes (1/32 .. 1/4).
     scale: float = 0.0
 
+    def check(self) -> None:
+        s = self
+        if not 1 <= s.seconds <= 600:
+            raise DeepSyncError(f"synthetic.seconds={s.seconds} must be between 1 and 600")
+        if not 1 <= s.patients <= 9:
+            raise DeepSyncError(f"synthetic.patients={s.patients} must be between 1 and 9")
+        for name in ("interictal_hours", "preictal_hours", "test_hours"):
+            if getattr(s, name) < 1:
+                raise DeepSyncError(f"synthetic.{name} must be at least 1")
+        if not 0 <= s.unsafe_hours < s.interictal_hours:
+            raise DeepSyncError("synthetic.unsafe_hours must be below synthetic.interictal_hours")
+        if s.extra_preictal < 0:
+            raise DeepSyncError("synthetic.extra_preictal must not be negative")
+        if not 0 <= s.scale <= 1 or (s.scale and s.patients > 3):
+            raise DeepSyncError(
+                f"synthetic.scale={s.scale} must be between 0 and 1, with at most the real "
+                "3 patients"
+            )
+        if s.hour_gain < 0 or s.hour_tilt < 0:
+            raise DeepSyncError("synthetic.hour_gain and synthetic.hour_tilt must not be negative")
+        if s.scenario not in SCENARIOS:
+            raise DeepSyncError(
+                f"synthetic.scenario={s.scenario!r} is not one of {', '.join(SCENARIOS)}"
+            )
+
 
 @dataclass(frozen=True)
 class FeaturesConfig:
@@ -98,6 +133,20 @@ class FeaturesConfig:
     def family_names(self) -> tuple[str, ...]:
         """``families`` as names in the registry's order (``all``, ``winners`` expanded)."""
         return parse_families(self.families)
+
+    def check(self) -> None:
+        f = self
+        if not 0 < f.hop_seconds <= f.window_seconds:
+            raise DeepSyncError("features.hop_seconds must be above 0 and at most window_seconds")
+        if f.bands < 1 or f.frames < 1:
+            raise DeepSyncError("features.bands and features.frames must be at least 1")
+        if f.table_window_seconds < f.window_seconds:
+            raise DeepSyncError("features.table_window_seconds must be at least window_seconds")
+        if not 0 <= f.table_max_dropout <= 1:
+            raise DeepSyncError("features.table_max_dropout must be between 0 and 1")
+        if f.min_hz <= 0 or f.impute_max_frames < 0:
+            raise DeepSyncError("features.min_hz must be positive, impute_max_frames >= 0")
+        _ = f.family_names  # parsed once here: a bad value is its one-line error
 
 
 @dataclass(frozen=True)
@@ -126,6 +175,13 @@ class TrainConfig:
         """``patients`` as numbers; empty: every patient."""
         return _numbers(self.patients, "train.patients")
 
+    def check(self) -> None:
+        _ = self.model_specs, self.patient_numbers  # parsed once here, or a one-line error
+        if self.folds < 2:
+            raise DeepSyncError(f"train.folds={self.folds} must be at least 2")
+        if not self.run or "/" in self.run:
+            raise DeepSyncError(f"train.run={self.run!r} must be a plain folder name")
+
 
 @dataclass(frozen=True)
 class BaselineConfig:
@@ -136,6 +192,13 @@ class BaselineConfig:
     iterations: int = 150  # gbm boosting rounds
     learning_rate: float = 0.05  # gbm
     neighbours: int = 25  # knn
+
+    def check(self) -> None:
+        _one_of("baseline.combine", self.combine, COMBINES)
+        if self.neighbours < 1:
+            raise DeepSyncError(f"baseline.neighbours={self.neighbours} must be at least 1")
+        if self.iterations < 1:
+            raise DeepSyncError(f"baseline.iterations={self.iterations} must be at least 1")
 
 
 @dataclass(frozen=True)
@@ -175,6 +238,33 @@ class CnnConfig:
     loader_prefetch: int = 2  # batches each loader worker prepares ahead
     fold_processes: int = 0  # folds trained at once, a process each (0: one per GPU if several)
 
+    def check(self) -> None:
+        c = self
+        for key, valid in (
+            ("combine", COMBINES),
+            ("freeze", FREEZES),
+            ("level", ("segment", "window")),
+            ("normalise", ("channel", "channel_band")),
+            ("balance", ("loss", "sampler")),
+            ("select", ("best", "last")),
+            ("scope", ("patient", "all")),
+            ("device", ("auto", "cpu", "cuda")),
+            ("precision", ("auto", "fp32", "bf16", "fp16")),
+        ):
+            _one_of(f"cnn.{key}", getattr(c, key), valid)
+        if c.fold_processes < 0 or c.loader_workers < 0:
+            raise DeepSyncError("cnn.fold_processes and cnn.loader_workers must not be negative")
+        if min(c.epochs, c.batch_size, c.window_frames, c.loader_prefetch) < 1:
+            raise DeepSyncError("cnn.epochs, batch_size, window_frames, loader_prefetch >= 1")
+        if c.lr <= 0 or c.weight_decay < 0 or c.clip_grad < 0 or c.warmup_epochs < 0:
+            raise DeepSyncError("cnn.lr must be positive; weight_decay, clip_grad, warmup >= 0")
+        if c.mixup < 0:
+            raise DeepSyncError(f"cnn.mixup={c.mixup} must not be negative (0: off)")
+        if not 0 <= c.drop_rate < 1:
+            raise DeepSyncError(f"cnn.drop_rate={c.drop_rate} must be in [0, 1)")
+        if c.input_height < 0 or c.input_width < 0:
+            raise DeepSyncError("cnn.input_height and input_width must be 0 (as cached) or more")
+
 
 @dataclass(frozen=True)
 class SubmitConfig:
@@ -211,6 +301,19 @@ class SubmitConfig:
             )
         return weights
 
+    def check(self) -> None:
+        _one_of("submit.calibration", self.calibration, ("auto", *CALIBRATIONS))
+        _ = self.blend_specs, self.weights  # parsed once here, or a one-line error
+        if self.model not in ("auto", "blend"):
+            parse_models(self.model)  # a model's name; the run must hold it (make submit)
+        if self.name and not _plain_name(self.name):
+            raise DeepSyncError(
+                f"submit.name={self.name!r} must be a plain file name (letters, digits, "
+                "'.', '_', '-'), without .csv"
+            )
+        if not 0 <= self.tta <= 16:
+            raise DeepSyncError(f"submit.tta={self.tta} must be between 0 and 16")
+
 
 @dataclass(frozen=True)
 class KernelsConfig:
@@ -231,6 +334,16 @@ class KernelsConfig:
         """``patients`` as numbers: a kernel each; empty: one kernel for all."""
         return _numbers(self.patients, "kernels.patients")
 
+    def check(self) -> None:
+        _one_of("kernels.upload", self.upload, ("features", "data"))
+        _ = self.patient_numbers  # parsed once here, or a one-line error
+        for key, ref in (
+            ("kernels.dataset", self.dataset),
+            ("kernels.weights_dataset", self.weights_dataset),
+        ):
+            if ref and not re.fullmatch(r"[A-Za-z0-9_-]+/[A-Za-z0-9_-]+", ref):
+                raise DeepSyncError(f"{key}={ref!r} must look like owner/slug")
+
 
 @dataclass(frozen=True)
 class Config:
@@ -246,126 +359,17 @@ class Config:
     kernels: KernelsConfig = field(default_factory=KernelsConfig)
 
     def validate(self) -> Config:
-        """Check values that a type alone cannot; return self so calls chain."""
-        d, s = self.data, self.synthetic
-        if d.source not in SOURCES:
-            raise DeepSyncError(f"data.source={d.source!r} is not one of {', '.join(SOURCES)}")
-        if d.source == "dir" and d.data_dir is None:
-            raise DeepSyncError("SOURCE=dir needs DATA_DIR=/path/to/the/data (data.data_dir)")
-        if d.kaggle_dataset and d.kaggle_dataset.count("/") != 1:
-            raise DeepSyncError(
-                f"data.kaggle_dataset={d.kaggle_dataset!r} must look like owner/slug"
-            )
-        if not 1 <= s.seconds <= 600:
-            raise DeepSyncError(f"synthetic.seconds={s.seconds} must be between 1 and 600")
-        if not 1 <= s.patients <= 9:
-            raise DeepSyncError(f"synthetic.patients={s.patients} must be between 1 and 9")
-        for name in ("interictal_hours", "preictal_hours", "test_hours"):
-            if getattr(s, name) < 1:
-                raise DeepSyncError(f"synthetic.{name} must be at least 1")
-        if not 0 <= s.unsafe_hours < s.interictal_hours:
-            raise DeepSyncError("synthetic.unsafe_hours must be below synthetic.interictal_hours")
-        if s.extra_preictal < 0:
-            raise DeepSyncError("synthetic.extra_preictal must not be negative")
-        if not 0 <= s.scale <= 1 or (s.scale and s.patients > 3):
-            raise DeepSyncError(
-                f"synthetic.scale={s.scale} must be between 0 and 1, with at most the real "
-                "3 patients"
-            )
-        if s.hour_gain < 0 or s.hour_tilt < 0:
-            raise DeepSyncError("synthetic.hour_gain and synthetic.hour_tilt must not be negative")
-        if s.scenario not in SCENARIOS:
-            raise DeepSyncError(
-                f"synthetic.scenario={s.scenario!r} is not one of {', '.join(SCENARIOS)}"
-            )
-        self._validate_features()
-        self._validate_training()
-        return self
-
-    def _validate_training(self) -> None:
-        t, b, c = self.train, self.baseline, self.cnn
-        choices = {
-            "baseline.combine": (b.combine, COMBINES, False),
-            "cnn.combine": (c.combine, COMBINES, False),
-            "cnn.freeze": (c.freeze, FREEZES, False),
-            "cnn.level": (c.level, ("segment", "window"), False),
-            "cnn.normalise": (c.normalise, ("channel", "channel_band"), False),
-            "cnn.balance": (c.balance, ("loss", "sampler"), False),
-            "cnn.select": (c.select, ("best", "last"), False),
-            "cnn.scope": (c.scope, ("patient", "all"), False),
-            "cnn.device": (c.device, ("auto", "cpu", "cuda"), False),
-            "cnn.precision": (c.precision, ("auto", "fp32", "bf16", "fp16"), False),
-            "submit.calibration": (self.submit.calibration, ("auto", *CALIBRATIONS), False),
-            "kernels.upload": (self.kernels.upload, ("features", "data"), False),
-        }
-        for key, (value, valid, listed) in choices.items():
-            values = list(words(value)) if listed else [value]
-            bad = [v for v in values if v not in valid]
-            if bad or not values:
-                raise DeepSyncError(f"{key}={value!r}: use {' | '.join(valid)}")
-        sub = self.submit
-        for section, views in (
-            (t, ("model_specs", "patient_numbers")),
-            (sub, ("blend_specs", "weights")),
-            (self.kernels, ("patient_numbers",)),
-        ):
-            for view in views:
-                getattr(section, view)  # parsed once here: a bad value is its one-line error
-        if sub.model not in ("auto", "blend"):
-            parse_models(sub.model)  # a model's name; the run must hold it (make submit)
-        if b.neighbours < 1:
-            raise DeepSyncError(f"baseline.neighbours={b.neighbours} must be at least 1")
-        if self.submit.name and not _plain_name(self.submit.name):
-            raise DeepSyncError(
-                f"submit.name={self.submit.name!r} must be a plain file name (letters, digits, "
-                "'.', '_', '-'), without .csv"
-            )
-        k = self.kernels
-        for key, ref in (
-            ("kernels.dataset", k.dataset),
-            ("kernels.weights_dataset", k.weights_dataset),
-        ):
-            if ref and not re.fullmatch(r"[A-Za-z0-9_-]+/[A-Za-z0-9_-]+", ref):
-                raise DeepSyncError(f"{key}={ref!r} must look like owner/slug")
-        if not 0 <= self.submit.tta <= 16:
-            raise DeepSyncError(f"submit.tta={self.submit.tta} must be between 0 and 16")
-        if t.folds < 2:
-            raise DeepSyncError(f"train.folds={t.folds} must be at least 2")
-        if not t.run or "/" in t.run:
-            raise DeepSyncError(f"train.run={t.run!r} must be a plain folder name")
-        if c.fold_processes < 0 or c.loader_workers < 0:
-            raise DeepSyncError("cnn.fold_processes and cnn.loader_workers must not be negative")
-        if min(c.epochs, c.batch_size, c.window_frames, c.loader_prefetch, b.iterations) < 1:
-            raise DeepSyncError(
-                "cnn.epochs, batch_size, window_frames, loader_prefetch, baseline.iterations >= 1"
-            )
-        if c.lr <= 0 or c.weight_decay < 0 or c.clip_grad < 0 or c.warmup_epochs < 0:
-            raise DeepSyncError("cnn.lr must be positive; weight_decay, clip_grad, warmup >= 0")
-        if c.mixup < 0:
-            raise DeepSyncError(f"cnn.mixup={c.mixup} must not be negative (0: off)")
-        if not 0 <= c.drop_rate < 1:
-            raise DeepSyncError(f"cnn.drop_rate={c.drop_rate} must be in [0, 1)")
-        if c.input_height < 0 or c.input_width < 0:
-            raise DeepSyncError("cnn.input_height and input_width must be 0 (as cached) or more")
+        """Check values that a type alone cannot, each section its own, then what ties two
+        sections; return self so calls chain."""
+        for f in dataclasses.fields(self):
+            getattr(self, f.name).check()
+        c = self.cnn
         if c.window_frames > self.features.frames:
             raise DeepSyncError(
                 f"cnn.window_frames={c.window_frames} exceeds features.frames="
                 f"{self.features.frames}"
             )
-
-    def _validate_features(self) -> None:
-        f = self.features
-        if not 0 < f.hop_seconds <= f.window_seconds:
-            raise DeepSyncError("features.hop_seconds must be above 0 and at most window_seconds")
-        if f.bands < 1 or f.frames < 1:
-            raise DeepSyncError("features.bands and features.frames must be at least 1")
-        if f.table_window_seconds < f.window_seconds:
-            raise DeepSyncError("features.table_window_seconds must be at least window_seconds")
-        if not 0 <= f.table_max_dropout <= 1:
-            raise DeepSyncError("features.table_max_dropout must be between 0 and 1")
-        if f.min_hz <= 0 or f.impute_max_frames < 0:
-            raise DeepSyncError("features.min_hz must be positive, impute_max_frames >= 0")
-        _ = f.family_names  # parsed once here: a bad value is its one-line error
+        return self
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """The resolved configuration as plain JSON-ready values."""
@@ -460,6 +464,11 @@ def numbers(text: str, what: str, kind: type = int, example: str = "1,2") -> tup
         return tuple(kind(w) for w in words(text))
     except ValueError:
         raise DeepSyncError(f"{what} {text!r}: give numbers like {example}") from None
+
+
+def _one_of(key: str, value: str, valid: tuple[str, ...]) -> None:
+    if value not in valid:
+        raise DeepSyncError(f"{key}={value!r}: use {' | '.join(valid)}")
 
 
 def _numbers(text: str, key: str) -> tuple[int, ...]:
