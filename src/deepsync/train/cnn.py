@@ -416,16 +416,15 @@ def predict_saved_fold(
     each stack are scored and averaged with the original.
     """
     rt = Runtime.resolve(cfg)
-    saved = torch.load(folder / "best.pt", map_location=rt.device, weights_only=False)
-    normaliser = Normaliser.from_dict(saved["normaliser"])
-    groups = GroupNormaliser.from_dict(saved["groups"]) if saved.get("groups") else None
     width = cfg.window_frames if cfg.level == "window" else None
     _, bands, frames = stacks.shape[1:]
     with warnings.catch_warnings():  # the weights come from best.pt, not from ImageNet
         warnings.simplefilter("ignore")
         bare = dataclasses.replace(cfg, pretrained_file=None, pretrained_hub=False)
         model = build_model(bare, _input_size(cfg, bands, width or frames)).to(rt.device)
-    model.load_state_dict(saved["model"])
+    saved = _restore(model, folder / "best.pt", rt)
+    normaliser = Normaliser.from_dict(saved["normaliser"])
+    groups = GroupNormaliser.from_dict(saved["groups"]) if saved.get("groups") else None
     if rt.channels_last:
         model = model.to(memory_format=torch.channels_last)
     shifts = tta_shifts(width or frames, copies)
@@ -454,6 +453,36 @@ def fit_fold(
         return _fit_fold(stacks, data, cfg, seed, folder, progress=progress, desc=desc, meta=meta)
 
 
+@dataclass
+class _Fold:
+    """What one fold's training holds: the model, its inputs, loaders and optimiser."""
+
+    rt: Runtime
+    model: torch.nn.Module
+    runner: torch.nn.Module  # the model as it trains (compiled where cnn.compile)
+    inputs: ModelInput
+    normaliser: Normaliser
+    groups: GroupNormaliser | None
+    width: int | None  # level=window: crop width; else whole stacks
+    limits: augment.AugmentLimits | None
+    order: EpochSampler
+    bn_order: EpochSampler
+    train_loader: DataLoader
+    bn_loader: DataLoader | None
+    valid_loader: DataLoader
+    steps: int
+    opt: Optimisation
+
+    def best_weights(self) -> dict:
+        """What best.pt holds: the model's weights and its normalisation."""
+        groups = self.groups.to_dict() if self.groups is not None else None
+        return {
+            "model": self.model.state_dict(),
+            "normaliser": self.normaliser.to_dict(),
+            "groups": groups,
+        }
+
+
 def _fit_fold(
     stacks: np.ndarray,
     data: FoldData,
@@ -466,6 +495,48 @@ def _fit_fold(
     meta: dict | None,
 ) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
+    fold = _set_up(stacks, data, cfg, seed)
+    last = folder / "last.pt"
+    state = {"epoch": 0, "best_auc": -math.inf, "best_epoch": 0, "stale": 0}
+    if last.exists():
+        saved = _restore(fold.model, last, fold.rt)
+        fold.opt.load_state_dict(saved)
+        state = saved["state"]
+    log = folder / "log.csv"
+    _start_log(log, state["epoch"])
+    bar = tqdm(
+        total=cfg.epochs * fold.steps,
+        initial=state["epoch"] * fold.steps,
+        desc=desc,
+        unit="step",
+        disable=not progress,
+        leave=False,
+    )
+    with bar:
+        while state["epoch"] < cfg.epochs and state["stale"] < cfg.patience:
+            epoch = state["epoch"] + 1
+            started = time.perf_counter()
+            train_loss, images, train_seconds, waited = _one_epoch(fold, cfg, seed, epoch, bar)
+            score = _evaluate(fold, cfg, data, state, epoch, folder)
+            row = [epoch, train_loss if images else math.nan, score, state["best_auc"]]
+            row += [fold.opt.scheduler.get_last_lr()[0], time.perf_counter() - started]
+            row += [images / train_seconds, waited / train_seconds]
+            with naming(log), open(log, "a", newline="") as handle:  # first: a resume trims
+                csv.writer(handle).writerow(
+                    [f"{v:.6g}" if isinstance(v, float) else v for v in row]
+                )
+            _save({"model": fold.model.state_dict(), **fold.opt.state_dict(), "state": state}, last)
+            bar.set_postfix(
+                loss=f"{row[1]:.3f}", auc=f"{score:.3f}", best=f"{state['best_auc']:.3f}"
+            )
+            bar.total = bar.n + (cfg.epochs - epoch) * fold.steps  # early stopping shortens it
+    result = _result(stacks, data, cfg, fold, folder, state, {**(meta or {}), "seed": seed})
+    last.unlink(missing_ok=True)  # the fold is done: result.json and best.pt stay
+    return result
+
+
+def _set_up(stacks: np.ndarray, data: FoldData, cfg: CnnConfig, seed: int) -> _Fold:
+    """The fold's normalisation (from its training stacks), model, loaders and optimiser."""
     rt = Runtime.resolve(cfg)
     torch.manual_seed(seed)
     groups = None
@@ -474,7 +545,6 @@ def _fit_fold(
         normaliser = groups.identity()
     else:
         normaliser = Normaliser.fit(stacks, data.train_rows, cfg.normalise, seed)
-    saved_groups = groups.to_dict() if groups is not None else None
     width = cfg.window_frames if cfg.level == "window" else None
     _, bands, frames = stacks.shape[1:]
     size = _input_size(cfg, bands, width or frames)
@@ -493,7 +563,6 @@ def _fit_fold(
         groups=groups,
     )
     valid_set = StackDataset(stacks, data.valid_rows, data.valid_labels, width=width, groups=groups)
-    inputs = ModelInput(rt, normaliser)
     order = train_sampler(train_set, cfg)
     train_loader = make_loader(train_set, cfg, rt, order, drop_last=len(train_set) > cfg.batch_size)
     bn_order = EpochSampler(len(train_set), limit=PRECISE_BN_STACKS)
@@ -506,90 +575,75 @@ def _fit_fold(
         model, cfg, rt, steps, negatives / positives if cfg.balance == "loss" else 1.0
     )
     runner = torch.compile(model) if cfg.compile else model  # trains; eval runs eager
+    inputs = ModelInput(rt, normaliser)
+    return _Fold(
+        rt, model, runner, inputs, normaliser, groups, width, limits, order, bn_order,
+        train_loader, bn_loader, valid_loader, steps, opt,
+    )  # fmt: skip
 
-    state = {"epoch": 0, "best_auc": -math.inf, "best_epoch": 0, "stale": 0}
-    last = folder / "last.pt"
-    if last.exists():
-        saved = torch.load(last, map_location=rt.device, weights_only=False)
-        model.load_state_dict(saved["model"])
-        opt.load_state_dict(saved)
-        state = saved["state"]
-    log = folder / "log.csv"
-    _start_log(log, state["epoch"])
 
-    bar = tqdm(
-        total=cfg.epochs * steps,
-        initial=state["epoch"] * steps,
-        desc=desc,
-        unit="step",
-        disable=not progress,
-        leave=False,
-    )
-    with bar:
-        while state["epoch"] < cfg.epochs and state["stale"] < cfg.patience:
-            epoch = state["epoch"] + 1
-            started = time.perf_counter()
-            seeded = epoch_seed(seed, epoch)
-            torch.manual_seed(seeded)
-            order.set_epoch(seeded)
-            bn_order.set_epoch(seeded)
-            runner.train()
-            clock, loss_sum, images = LoaderClock(), torch.zeros((), device=rt.device), 0
-            for step, (x, y, params) in enumerate(clock(train_loader), 1):
-                x = inputs(x, params if limits is not None else None)
-                y = y.to(rt.device, non_blocking=True)
-                if cfg.mixup:
-                    x, y = mixup(x, y, cfg.mixup)
-                loss_sum += opt.step(runner, x, y, rt)
-                images += len(x)
-                bar.update()
-                if step % POSTFIX_STEPS == 0:
-                    bar.set_postfix(loss=f"{loss_sum.item() / step:.3f}")
-            train_loss = loss_sum.item() / max(1, len(train_loader))  # waits for the GPU
-            train_seconds = time.perf_counter() - started
-            if bn_loader is not None:
-                recalibrate_batchnorm(model, bn_loader, inputs)
-            score = auc(data.valid_labels, predict(model, valid_loader, inputs, cfg.combine))
-            state["epoch"] = epoch
-            if cfg.select == "last" or score > state["best_auc"] or state["best_epoch"] == 0:
-                state.update(best_auc=score, best_epoch=epoch, stale=0)
-                _save(
-                    {
-                        "model": model.state_dict(),
-                        "normaliser": normaliser.to_dict(),
-                        "groups": saved_groups,
-                    },
-                    folder / "best.pt",
-                )
-            else:
-                state["stale"] += 1
-            row = [epoch, train_loss if images else math.nan, score, state["best_auc"]]
-            row += [opt.scheduler.get_last_lr()[0], time.perf_counter() - started]
-            row += [images / train_seconds, clock.seconds / train_seconds]
-            with naming(log), open(log, "a", newline="") as handle:  # first: a resume trims
-                csv.writer(handle).writerow(
-                    [f"{v:.6g}" if isinstance(v, float) else v for v in row]
-                )
-            _save({"model": model.state_dict(), **opt.state_dict(), "state": state}, last)
-            bar.set_postfix(
-                loss=f"{row[1]:.3f}", auc=f"{score:.3f}", best=f"{state['best_auc']:.3f}"
-            )
-            bar.total = bar.n + (cfg.epochs - epoch) * steps  # early stopping shortens it
+def _one_epoch(fold: _Fold, cfg: CnnConfig, seed: int, epoch: int, bar) -> tuple:
+    """One pass over the training stacks, reseeded by the epoch (a resumed run ends as an
+    uninterrupted one): mean loss, images, seconds, seconds spent waiting for batches."""
+    started = time.perf_counter()
+    seeded = epoch_seed(seed, epoch)
+    torch.manual_seed(seeded)
+    fold.order.set_epoch(seeded)
+    fold.bn_order.set_epoch(seeded)
+    fold.runner.train()
+    clock, loss_sum, images = LoaderClock(), torch.zeros((), device=fold.rt.device), 0
+    for step, (x, y, params) in enumerate(clock(fold.train_loader), 1):
+        x = fold.inputs(x, params if fold.limits is not None else None)
+        y = y.to(fold.rt.device, non_blocking=True)
+        if cfg.mixup:
+            x, y = mixup(x, y, cfg.mixup)
+        loss_sum += fold.opt.step(fold.runner, x, y, fold.rt)
+        images += len(x)
+        bar.update()
+        if step % POSTFIX_STEPS == 0:
+            bar.set_postfix(loss=f"{loss_sum.item() / step:.3f}")
+    train_loss = loss_sum.item() / max(1, len(fold.train_loader))  # waits for the GPU
+    return train_loss, images, time.perf_counter() - started, clock.seconds
 
-    best = torch.load(folder / "best.pt", map_location=rt.device, weights_only=False)
-    model.load_state_dict(best["model"])
+
+def _evaluate(
+    fold: _Fold, cfg: CnnConfig, data: FoldData, state: dict, epoch: int, folder: Path
+) -> float:
+    """Batch-norm statistics recomputed (cnn.precise_bn), the validation AUC, and the
+    weights kept in best.pt when the epoch is selected (the best, or the last)."""
+    if fold.bn_loader is not None:
+        recalibrate_batchnorm(fold.model, fold.bn_loader, fold.inputs)
+    score = auc(data.valid_labels, predict(fold.model, fold.valid_loader, fold.inputs, cfg.combine))
+    state["epoch"] = epoch
+    if cfg.select == "last" or score > state["best_auc"] or state["best_epoch"] == 0:
+        state.update(best_auc=score, best_epoch=epoch, stale=0)
+        _save(fold.best_weights(), folder / "best.pt")
+    else:
+        state["stale"] += 1
+    return score
+
+
+def _result(stacks, data: FoldData, cfg: CnnConfig, fold: _Fold, folder, state, meta) -> dict:
+    """The best epoch's weights on the validation and test stacks, to result.json."""
+    _restore(fold.model, folder / "best.pt", fold.rt)
     test_set = StackDataset(
-        stacks, data.test_rows, np.zeros(len(data.test_rows)), width=width, groups=groups
+        stacks, data.test_rows, np.zeros(len(data.test_rows)), width=fold.width, groups=fold.groups
     )
+    test_loader = make_loader(test_set, cfg, fold.rt)
     result = {
-        **(meta or {}),
-        "seed": seed,
+        **meta,
         "best_auc": state["best_auc"],
         "best_epoch": state["best_epoch"],
         "epochs_run": state["epoch"],
-        "valid_scores": predict(model, valid_loader, inputs, cfg.combine).tolist(),
-        "test_scores": predict(model, make_loader(test_set, cfg, rt), inputs, cfg.combine).tolist(),
+        "valid_scores": predict(fold.model, fold.valid_loader, fold.inputs, cfg.combine).tolist(),
+        "test_scores": predict(fold.model, test_loader, fold.inputs, cfg.combine).tolist(),
     }
     write_text(folder / "result.json", json.dumps(result))
-    last.unlink(missing_ok=True)  # the fold is done: result.json and best.pt stay
     return result
+
+
+def _restore(model: torch.nn.Module, path: Path, rt: Runtime) -> dict:
+    """A checkpoint's weights into ``model``; the checkpoint (best.pt or last.pt)."""
+    saved = torch.load(path, map_location=rt.device, weights_only=False)
+    model.load_state_dict(saved["model"])
+    return saved
