@@ -4,7 +4,6 @@ import ast
 from pathlib import Path
 
 from deepsync import names
-from deepsync.features import winners as winner_features
 from deepsync.features.families import FAMILIES
 from deepsync.train.tabular import ESTIMATORS
 from deepsync.train.winners import RECIPES
@@ -29,7 +28,6 @@ LAYERS = [
 def test_the_stages_register_exactly_the_names_settings_may_use():
     assert tuple(FAMILIES) == names.FAMILIES
     assert {n: f.seconds for n, f in FAMILIES.items()} == names.FAMILY_WINDOWS
-    assert {n: names.FAMILY_WINDOWS[n] for n in names.GROUPS["winners"]} == winner_features.SECONDS
     assert tuple(ESTIMATORS) == names.ESTIMATORS
     assert {n: r.families for n, r in RECIPES.items()} == names.RECIPE_FAMILIES
     assert names.BASELINE in RECIPES

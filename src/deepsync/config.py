@@ -291,7 +291,7 @@ class SubmitConfig:
         if not self.blend_weights:
             return ()
         try:
-            weights = tuple(float(w) for w in words(self.blend_weights))
+            weights = tuple(float(w) for w in _items(self.blend_weights))
         except ValueError:
             weights = (-1.0,)
         if any(w < 0 for w in weights) or sum(weights) <= 0:
@@ -426,7 +426,7 @@ def same_windows(names: tuple[str, ...], key: str) -> tuple[str, ...]:
 def parse_models(text: str) -> list[ModelSpec]:
     """``train.models`` to specs, checked; a bad entry is an error naming the choices."""
     specs = []
-    for entry in words(text) or ("",):
+    for entry in _items(text) or [""]:
         estimator, _, families = entry.partition(":")
         if entry == "cnn":
             specs.append(ModelSpec("cnn", "cnn"))
@@ -454,14 +454,19 @@ def parse_models(text: str) -> list[ModelSpec]:
 
 def words(text: str) -> tuple[str, ...]:
     """A comma list, a setting's or a command-line option's, to its words (stripped, no
-    empty ones): the one place the kit splits one."""
-    return tuple(w.strip() for w in text.split(",") if w.strip())
+    empty ones): with `_items`, the only places the kit splits one."""
+    return tuple(w for w in _items(text) if w)
+
+
+def _items(text: str) -> list[str]:
+    """Every item of a comma list, stripped, empty ones kept (to be refused); none for ""."""
+    return [w.strip() for w in text.split(",")] if text else []
 
 
 def numbers(text: str, what: str, kind: type = int, example: str = "1,2") -> tuple:
     """A comma list of ``kind`` numbers; else a one-line error naming ``what``."""
     try:
-        return tuple(kind(w) for w in words(text))
+        return tuple(kind(w) for w in _items(text))
     except ValueError:
         raise DeepSyncError(f"{what} {text!r}: give numbers like {example}") from None
 
@@ -473,8 +478,8 @@ def _one_of(key: str, value: str, valid: tuple[str, ...]) -> None:
 
 def _numbers(text: str, key: str) -> tuple[int, ...]:
     """``"1,3"`` to (1, 3); empty to (); else a one-line error naming ``key``."""
-    parts = words(text)
-    if not all(p.isdigit() for p in parts) or (text.strip() and not parts):
+    parts = _items(text)
+    if not all(p.isdecimal() and p.isascii() for p in parts):
         raise DeepSyncError(f"{key}={text!r} must look like 1,3")
     return tuple(int(p) for p in parts)
 

@@ -270,7 +270,7 @@ def project(segments: list[int], values: list[float], full: int = FULL_SEGMENTS)
     return float(values[largest] * (full / segments[largest]) ** growth)
 
 
-def project_pairwise(segments: list[int], seconds: list[float], full: int = FULL_SEGMENTS):
+def project_pairwise(segments: list[int], seconds: list[float], full: int = FULL_SEGMENTS) -> float:
     """A pairwise model's time at ``full`` segments: the larger of `project` and the least-
     squares fit of seconds = a + c * segments^2 (a, c >= 0) through the sizes, grown."""
     if len(set(segments)) < 2:

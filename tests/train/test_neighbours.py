@@ -9,7 +9,7 @@ from deepsync.train.neighbours import ManhattanKnn
 
 
 @pytest.mark.parametrize("k", [1, 7, 40])
-def test_the_scores_are_scikit_learns_distance_weighted_manhattan_knn(k, monkeypatch):
+def test_the_scores_are_scikit_learns_distance_weighted_manhattan_knn(k):
     rng = np.random.default_rng(k)
     x = rng.normal(size=(600, 37))
     y = (x[:, 0] + rng.normal(size=600) > 0.3).astype(int)

@@ -57,7 +57,7 @@ def train(
 
     ``reuse``: other run folders (the study's variants on the same set) whose models this
     run takes, linked rather than trained again, where one was trained on the same folds
-    with the same settings (`model_settings`).
+    with the same settings (`deepsync.runs.model_settings`).
     """
     started = time.perf_counter()
     models = config.train.model_specs

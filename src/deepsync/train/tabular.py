@@ -13,7 +13,8 @@ segment's class; a segment's score combines its windows' scores. Per patient, pe
 on the run's folds.
 
 `ESTIMATORS` is the registry of the kit's estimators: one function per name builds an
-untrained scikit-learn style estimator; a new model is one decorated function.
+untrained scikit-learn style estimator; a new model is one decorated function and its
+name in `deepsync.names.ESTIMATORS`.
 """
 
 from __future__ import annotations

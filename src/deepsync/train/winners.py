@@ -235,7 +235,7 @@ class TopFeaturesSvm(ClassifierMixin, BaseEstimator):
 
     As R's ``xgb.importance`` ranks them: by each feature's total gain over the splits that
     use it, and only the features the ranker split on (fewer than 300 where it split on
-    fewer; every feature where it split on none). The ranker runs ``rounds``
+    fewer; the first ``features`` columns where it split on none). The ranker runs ``rounds``
     (`RANKER_ROUNDS`), not his 1000: eta 0.3 separates the training windows within a few
     dozen rounds, after which nearly every tree is a single leaf that costs a full pass
     over the rows and adds no split (README, "The 2016 winners, reproduced")."""
@@ -259,7 +259,7 @@ class TopFeaturesSvm(ClassifierMixin, BaseEstimator):
         ).fit(x, y)
         gain = self.ranker_.feature_importances_  # each feature's share of the total gain
         order = np.argsort(-gain, kind="stable")
-        if gain.any():  # else (no split: too few rows) every feature, in order
+        if gain.any():  # else (no split: too few rows) the first columns
             order = order[gain[order] > 0]
         self.columns_ = np.sort(order[: self.features])
         self.scaler_ = StandardScaler().fit(x[:, self.columns_])
