@@ -108,16 +108,16 @@ kernel-output: setup ## fetch the kernels' outputs, merge the patients, make the
 	$(DS) $(KERNEL_ARGS) kernel-output
 
 bench-features: setup ## benchmark the feature stage against loadmat and scipy (prints figures)
-	$(BIN)/python -m deepsync.features.bench $(BENCH_ARGS)
+	$(BIN)/python -m deepsync.bench.features $(BENCH_ARGS)
 
 bench-scale: setup ## every stage at 1/32..1/4 of the real size: seconds, peak RSS, growth, projection
-	$(BIN)/python -m deepsync.scale $(BENCH_ARGS)
+	$(BIN)/python -m deepsync.bench.scale $(BENCH_ARGS)
 
 clean-scale: ## remove the bench-scale sets (data/scale)
 	rm -rf data/scale
 
 bench-train: setup ## CNN training speed: fp32, bf16, channels_last, compile, the loader (GPU)
-	$(BIN)/python -m deepsync.train.bench --profile $(or $(PROFILE),gpu-inception) \
+	$(BIN)/python -m deepsync.bench.train --profile $(or $(PROFILE),gpu-inception) \
 		$(foreach s,$(SET),--set $(s)) $(BENCH_ARGS)
 
 study: setup ## every variant on each preictal scenario (or PROFILE's one set): one table

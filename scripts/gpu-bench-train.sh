@@ -30,4 +30,4 @@ export NUMBA_CACHE_DIR=${NUMBA_CACHE_DIR:-/tmp/deepsync-numba}
 "$PYTHON" -c "import torch, timm, numba, rocket_fft; print('torch', torch.__version__, 'timm',
 timm.__version__, 'numba', numba.__version__, 'cuda', torch.cuda.is_available())"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || true
-"$PYTHON" -m deepsync.train.bench --profile gpu-inception "$@" 2>&1 | tee "${OUT:-/tmp}/bench-train.log"
+"$PYTHON" -m deepsync.bench.train --profile gpu-inception "$@" 2>&1 | tee "${OUT:-/tmp}/bench-train.log"

@@ -18,10 +18,11 @@ LAYERS = [
     ("features",),
     ("train",),
     ("submit",),
+    ("pipeline",),  # data -> features -> train -> submit, wired once
     ("report", "kernels"),
     ("study",),
     ("cli", "__main__"),
-    ("scale",),  # a benchmark: runs each stage through the CLI
+    ("bench",),  # the benchmarks: bench-scale runs each stage through the CLI
 ]
 
 
@@ -90,3 +91,38 @@ def test_no_comma_list_is_split_outside_config():
         if 'split(",")' in path.read_text() or "split(',')" in path.read_text()
     )
     assert found == ["deepsync/config.py", "deepsync/data/segment.py"]
+
+
+STAGE_ENTRIES = {
+    "deepsync.data.stage": "prepare",
+    "deepsync.features.stage": "build_features",
+    "deepsync.train.stage": "train",
+    "deepsync.submit.stage": "make_submission",
+}
+
+
+def test_the_stages_are_wired_in_one_place_the_pipeline_runner():
+    """Only deepsync.pipeline imports a stage's entry point; the CLI, the study, the
+    kernels and the benchmarks call `pipeline.run`."""
+    callers = set()
+    for path in SRC.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            named = isinstance(node, ast.ImportFrom) and node.module in STAGE_ENTRIES
+            if named and STAGE_ENTRIES[node.module] in {a.name for a in node.names}:
+                callers.add(path.relative_to(SRC).as_posix())
+    assert callers == {"deepsync/pipeline.py"}
+    imports = _imports()
+    users = {m for m, targets in imports.items() if "deepsync.pipeline" in targets}
+    assert {"deepsync.cli", "deepsync.study", "deepsync.kernels.entry"} <= users
+    assert {"deepsync.bench.harness", "deepsync.bench.features"} <= users
+
+
+def test_each_folder_of_the_package_says_what_it_does():
+    folders = [p for p in (SRC / "deepsync").iterdir() if p.is_dir() and p.name != "__pycache__"]
+    folders = [p for p in folders if any(p.glob("*.py"))]
+    assert {p.name for p in folders} >= {"data", "features", "train", "submit", "kernels"}
+    for folder in folders:
+        init = folder / "__init__.py"
+        assert init.exists(), f"{folder.name}/ is not a package"
+        doc = ast.get_docstring(ast.parse(init.read_text()))
+        assert doc and len(doc.split()) >= 8, f"{folder.name}/__init__.py says too little"

@@ -16,11 +16,29 @@ import io
 import json
 import os
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-from deepsync import __version__
+from deepsync import __version__, pipeline
 from deepsync.config import SOURCES, Config, load_config, numbers
 from deepsync.errors import DeepSyncError, os_error_line
+
+
+@dataclass(frozen=True)
+class _Stage:
+    """One subcommand: its name, the function that runs it, its texts and own options."""
+
+    name: str
+    run: Callable[[Config, argparse.Namespace], int]
+    help: str
+    description: str
+    options: tuple[tuple[tuple[str, ...], dict], ...] = ()
+    defaults: tuple[tuple[str, str], ...] = ()  # e.g. what Ctrl-C's line says
+
+
+def _option(*flags: str, **settings) -> tuple[tuple[str, ...], dict]:
+    return flags, settings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,232 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"deepsync {__version__}")
     _add_common_options(parser, top_level=True)
     stages = parser.add_subparsers(dest="stage", metavar="STAGE", required=True)
-
-    data = stages.add_parser(
-        "data",
-        help="fetch or generate segments, verify them, write the segment index",
-        description="Get the segments from SOURCE, verify them and write data/segments.csv. "
-        "synthetic: the embedded default (generated); kaggle: the kaggle client; "
-        "dir: a folder on disk read in place (Kaggle or epilepsyecosystem layout).",
-    )
-    data.add_argument("--source", choices=SOURCES, help="where the segments come from")
-    data.add_argument("--data-dir", help="source=dir: folder holding the segments")
-    data.add_argument(
-        "--kaggle-dataset",
-        metavar="OWNER/SLUG",
-        help="source=kaggle: a Kaggle dataset holding a copy of the data",
-    )
-    data.add_argument("--root", help="the kit's data folder (default: data)")
-    _add_common_options(data, top_level=False)
-    data.set_defaults(run=_run_data)
-
-    features = stages.add_parser(
-        "features",
-        help="cache per-electrode log spectrograms and band powers",
-        description="Run every indexed segment through the spectrogram kernel into "
-        "cache/features-<hash>/ (resumable: a rerun skips what is cached). Settings: "
-        "[features] section, e.g. --set features.bands=64.",
-    )
-    _add_common_options(features, top_level=False)
-    features.set_defaults(run=_run_features)
-
-    pictures = stages.add_parser(
-        "pictures",
-        help="save cached stacks as PNG pictures (preictal beside interictal)",
-        description="One PNG per patient from the feature cache: an interictal and a "
-        "preictal segment's 16 electrode spectrograms side by side, dropout shaded.",
-    )
-    pictures.add_argument(
-        "--out",
-        type=Path,
-        default=Path("reports/features"),
-        help="folder for the PNG files (default: reports/features)",
-    )
-    pictures.add_argument("--patients", type=int, default=3, help="pictures to save")
-    _add_common_options(pictures, top_level=False)
-    pictures.set_defaults(run=_run_pictures)
-
-    train = stages.add_parser(
-        "train",
-        help="fit the models of train.models per patient on hour-grouped folds",
-        description="Per patient, on folds grouped by recording hour (runs/<run>/folds.csv): "
-        "every model of train.models: baseline (the band-power bar), cnn, and window models "
-        "ESTIMATOR:FAMILIES (logistic, gbm, svm, knn on feature families such as "
-        "power+corr, or all). Writes OOF and test predictions and metrics to runs/<run>/ "
-        "and prints per-patient and pooled OOF AUC, and the blend of the run's models. "
-        "Resumable: a rerun skips finished CNN folds; models can be added to a run later. "
-        "Settings: [train], [baseline], [cnn] sections, e.g. --set cnn.epochs=5 "
-        "--set train.models=baseline,gbm:power+corr.",
-    )
-    train.add_argument(
-        "--leak-check",
-        action="store_true",
-        help="instead: the baseline's CV AUC on hour-grouped vs hour-blind random folds",
-    )
-    _add_common_options(train, top_level=False)
-    train.set_defaults(run=_run_train)
-    study = stages.add_parser(
-        "study",
-        help="train a grid of named variants on the same folds; one table of OOF AUCs",
-        description="Every variant of the grid (a TOML file of named sets of section.key "
-        "overrides; default: the kit's own grid) trained once per seed on the same "
-        "hour-grouped folds, as runs/study/<run>/<variant>-seed<seed>/ (resumable). "
-        "Prints and writes reports/study/<run>/table.csv, table.md and index.html (with a "
-        "plot): per-patient and pooled OOF AUC, calibrated, mean and spread over seeds, "
-        "wall time, images/s. It makes the data and features it needs first (resumable). A "
-        "scenario grid (grids/scenarios.toml, make study's) trains every variant on one "
-        "synthetic set per scenario and seed and prints one table over the scenarios: each "
-        "one's OOF AUC, the mean, the worst, the least margin over baseline.",
-    )
-    study.add_argument(
-        "--grid", type=Path, help="grid TOML file or name (default: the kit's default grid)"
-    )
-    study.add_argument("--only", default="", metavar="A,B", help="train only these variants")
-    study.add_argument("--seeds", default="", metavar="1,2", help="instead of the grid's seeds")
-    study.add_argument(
-        "--scenarios",
-        default="",
-        metavar="A,B",
-        help="a scenario grid cut to these scenarios (synthetic.scenario names)",
-    )
-    study.add_argument(
-        "--out", type=Path, help="where (default: reports/study/<run>, <run>-<grid> for another)"
-    )
-    _add_common_options(study, top_level=False)
-    study.set_defaults(run=_run_study)
-    _add_submit_stages(stages)
-    _add_kernel_stages(stages)
-    report = stages.add_parser(
-        "report",
-        help="one self-contained HTML page of pictures: data, features, runs, submissions",
-        description="Writes reports/<run>/index.html (images inside it: it opens offline) "
-        "and its PNG files: segments and dropout, example stacks, where preictal differs, "
-        "ROC curves, fold AUCs, training curves, the submissions ledger.",
-    )
-    report.add_argument("--all", action="store_true", help="every run under runs/, in one page")
-    report.add_argument(
-        "--out", type=Path, default=Path("reports"), help="where (default: reports/)"
-    )
-    _add_common_options(report, top_level=False)
-    report.set_defaults(run=_run_report)
+    for stage in STAGES:
+        sub = stages.add_parser(stage.name, help=stage.help, description=stage.description)
+        for flags, settings in stage.options:
+            sub.add_argument(*flags, **settings)
+        _add_common_options(sub, top_level=False)
+        sub.set_defaults(run=stage.run, **dict(stage.defaults))
     return parser
-
-
-def _add_kernel_stages(stages) -> None:
-    """kernel, kernel-local, kaggle-dataset, kernel-push, kernel-status, kernel-output."""
-    described = {
-        "kernel": (
-            "render Kaggle kernel bundles under kernels/ (one per patient with --patients)",
-            "Writes kernels/<slug>/kernel-metadata.json and one self-contained script that "
-            "carries the deepsync package and these settings (use --profile gpu): no pip "
-            "install, no internet on Kaggle. Settings: [kernels] section.",
-        ),
-        "kernel-local": (
-            "run the rendered kernel scripts here, inputs laid out as on Kaggle",
-            "Each bundle's script in its own process, reading kernels/local-input/ (the "
-            "dataset `kaggle-dataset` would upload, where Kaggle mounts it) and writing "
-            "kernels/local/<slug>/ (its /kaggle/working).",
-        ),
-        "kaggle-dataset": (
-            "upload the feature cache (or the segments) as a private Kaggle dataset",
-            "The kernels' input, with the kaggle client: kernels.upload=features (the cache, "
-            "small) or data (the segments). A dataset that exists gets a new version.",
-        ),
-        "kernel-push": (
-            "push every rendered bundle to Kaggle (the patients' kernels run at once)",
-            "kaggle kernels push for each bundle in kernels/bundles.json; a refusal is an error.",
-        ),
-        "kernel-status": (
-            "a table of each pushed kernel's state on Kaggle",
-            "QUEUED, RUNNING, COMPLETE, ERROR (with Kaggle's message) per kernel.",
-        ),
-        "kernel-output": (
-            "download the kernels' outputs, merge the patients, make the submission",
-            "Outputs (not checkpoints) to kernels/output/<slug>/, the per-patient runs merged "
-            "into runs/<run>-kaggle/, its submission written, scored and added to the ledger "
-            "as `make submit` does.",
-        ),
-    }
-    for name, (text, description) in described.items():
-        stage = stages.add_parser(name, help=text, description=description)
-        if name == "kernel":
-            stage.add_argument(
-                "--patients", nargs="+", type=int, help="one kernel per patient (e.g. 1 2 3)"
-            )
-        if name == "kernel-local":
-            stage.add_argument("--input", type=Path, help="a folder laid out like /kaggle/input")
-            stage.set_defaults(after_interrupt="a rerun starts the kernels afresh, as on Kaggle")
-        _add_common_options(stage, top_level=False)
-        stage.set_defaults(run=_run_kernels)
-
-
-def _add_submit_stages(stages) -> None:
-    """submit, validate, score, blend, leaderboard."""
-    submit = stages.add_parser(
-        "submit",
-        help="write the run's submission, score it locally, optionally send it to Kaggle",
-        description="From runs/<run>/: fold-averaged test predictions, the cross-patient "
-        "calibration and model (or blend) with the best pooled OOF AUC, written to "
-        "submissions/<name>.csv in the sample submission's order, validated, scored on the "
-        "local test labels, and added to submissions/ledger.csv. With --submit, sent to "
-        "Kaggle with the kaggle client. Settings: [submit] section, e.g. "
-        "--set submit.model=cnn --set submit.calibration=rank.",
-    )
-    submit.add_argument("--submit", action="store_true", help="also send the file to Kaggle")
-    submit.add_argument("-m", "--message", default="", help="the Kaggle submission's description")
-    _add_common_options(submit, top_level=False)
-    submit.set_defaults(run=_run_submit)
-
-    validate = stages.add_parser(
-        "validate",
-        help="check a submission CSV against the sample submission",
-        description="Says precisely what is wrong with FILE: header, missing, extra or "
-        "duplicated files, values that are not numbers, NaN, outside [0, 1]. Exit 0 if valid.",
-    )
-    validate.add_argument("file", type=Path, help="the submission CSV")
-    validate.add_argument(
-        "--sample", type=Path, help="sample submission (default: the data's own, or Kaggle's)"
-    )
-    _add_common_options(validate, top_level=False)
-    validate.set_defaults(run=_run_validate)
-
-    score = stages.add_parser(
-        "score",
-        help="a submission's pooled ROC AUC on the Public (and Private) test files",
-        description="Scores FILE as the leaderboard did: one ROC AUC over all patients' "
-        "Public files (Ignored ones left out), per patient too; Private as well where its "
-        "labels are known (the synthetic set). Labels: the organisers' public label file "
-        "(shipped), or the synthetic set's, whichever labels FILE's test files.",
-    )
-    score.add_argument("file", type=Path, help="the submission CSV")
-    score.add_argument("--labels", type=Path, help="test labels file (image,class,usage)")
-    _add_common_options(score, top_level=False)
-    score.set_defaults(run=_run_score)
-
-    blend = stages.add_parser(
-        "blend",
-        help="rank-average several submissions into one",
-        description="Each submission's scores become ranks in (0, 1), averaged file by "
-        "file (weighted if --weights is given): the 2016 winners' blend.",
-    )
-    blend.add_argument("files", type=Path, nargs="+", help="submission CSVs")
-    blend.add_argument("--weights", help="comma-separated, one per file (default: equal)")
-    blend.add_argument("--out", type=Path, required=True, help="where to write the blend")
-    _add_common_options(blend, top_level=False)
-    blend.set_defaults(run=_run_blend)
-
-    board = stages.add_parser(
-        "leaderboard",
-        help="local CV against public and private scores, per submission",
-        description="A table of every submission in submissions/ledger.csv: pooled OOF AUC, "
-        "local Public/Private scores, the scores Kaggle returned and the gaps; also written "
-        "to submissions/leaderboard.csv. --kaggle reads Kaggle's scores back first.",
-    )
-    board.add_argument(
-        "--kaggle", action="store_true", help="first fetch the submissions' Kaggle scores"
-    )
-    _add_common_options(board, top_level=False)
-    board.set_defaults(run=_run_leaderboard)
 
 
 def _add_common_options(parser: argparse.ArgumentParser, *, top_level: bool) -> None:
@@ -308,26 +107,17 @@ def _overrides(args: argparse.Namespace) -> list[str]:
 
 
 def _run_data(config: Config, args: argparse.Namespace) -> int:
-    from deepsync.data.stage import prepare, summary
-
-    data = prepare(config, workers=args.workers, progress=not args.no_progress)
-    print(summary(data))
+    pipeline.run(config, ["data"], _options(args), say=print)
     return 0
 
 
 def _run_features(config: Config, args: argparse.Namespace) -> int:
-    from deepsync.features.stage import build_features, summary
-
-    report = build_features(config, workers=args.workers, progress=not args.no_progress)
-    print(summary(report))
-    if not report.ok:
-        print(
-            f"deepsync features: error: {len(report.failed)} segments could not be read; "
-            "fix or remove them (see above), then rerun",
-            file=sys.stderr,
-        )
-        return 1
+    pipeline.run(config, ["features"], _options(args), say=print)
     return 0
+
+
+def _options(args: argparse.Namespace) -> pipeline.Options:
+    return pipeline.Options(workers=args.workers, progress=not args.no_progress)
 
 
 def _run_pictures(config: Config, args: argparse.Namespace) -> int:
@@ -353,10 +143,8 @@ def _run_train(config: Config, args: argparse.Namespace) -> int:
         return 0
     from deepsync.durable import FolderLock
     from deepsync.submit.stage import candidates_summary
-    from deepsync.train.stage import summary, train
 
-    report = train(config, progress=not args.no_progress, workers=args.workers)
-    print(summary(report))
+    report = pipeline.run(config, ["train"], _options(args), say=print)["train"]
     with FolderLock(report.folder, "deepsync train"):  # with submit.tta it writes there
         print(candidates_summary(report.folder, config))
     return 0
@@ -381,10 +169,10 @@ def _run_study(config: Config, args: argparse.Namespace) -> int:
 def _run_submit(config: Config, args: argparse.Namespace) -> int:
     from deepsync.durable import FolderLock
     from deepsync.submit.leaderboard import render, save, table
-    from deepsync.submit.stage import make_submission, send, summary
+    from deepsync.submit.stage import send, summary
 
     with FolderLock(config.submit.folder, "deepsync submit"):  # the file stays as sent
-        report = make_submission(config)
+        report = pipeline.run(config, ["submit"], _options(args))["submit"]
         if args.submit:
             try:
                 send(report, config, args.message or f"deepsync {config.train.run}")
@@ -528,6 +316,235 @@ def _run_kernels(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+KERNEL_STAGES = {  # name: (help, description)
+    "kernel": (
+        "render Kaggle kernel bundles under kernels/ (one per patient with --patients)",
+        "Writes kernels/<slug>/kernel-metadata.json and one self-contained script that "
+        "carries the deepsync package and these settings (use --profile gpu): no pip "
+        "install, no internet on Kaggle. Settings: [kernels] section.",
+    ),
+    "kernel-local": (
+        "run the rendered kernel scripts here, inputs laid out as on Kaggle",
+        "Each bundle's script in its own process, reading kernels/local-input/ (the "
+        "dataset `kaggle-dataset` would upload, where Kaggle mounts it) and writing "
+        "kernels/local/<slug>/ (its /kaggle/working).",
+    ),
+    "kaggle-dataset": (
+        "upload the feature cache (or the segments) as a private Kaggle dataset",
+        "The kernels' input, with the kaggle client: kernels.upload=features (the cache, "
+        "small) or data (the segments). A dataset that exists gets a new version.",
+    ),
+    "kernel-push": (
+        "push every rendered bundle to Kaggle (the patients' kernels run at once)",
+        "kaggle kernels push for each bundle in kernels/bundles.json; a refusal is an error.",
+    ),
+    "kernel-status": (
+        "a table of each pushed kernel's state on Kaggle",
+        "QUEUED, RUNNING, COMPLETE, ERROR (with Kaggle's message) per kernel.",
+    ),
+    "kernel-output": (
+        "download the kernels' outputs, merge the patients, make the submission",
+        "Outputs (not checkpoints) to kernels/output/<slug>/, the per-patient runs merged "
+        "into runs/<run>-kaggle/, its submission written, scored and added to the ledger "
+        "as `make submit` does.",
+    ),
+}
+KERNEL_OPTIONS = {
+    "kernel": (
+        _option("--patients", nargs="+", type=int, help="one kernel per patient (e.g. 1 2 3)"),
+    ),
+    "kernel-local": (_option("--input", type=Path, help="a folder laid out like /kaggle/input"),),
+}
+FILE = _option("file", type=Path, help="the submission CSV")
+
+STAGES = (
+    _Stage(
+        "data",
+        _run_data,
+        "fetch or generate segments, verify them, write the segment index",
+        "Get the segments from SOURCE, verify them and write data/segments.csv. "
+        "synthetic: the embedded default (generated); kaggle: the kaggle client; "
+        "dir: a folder on disk read in place (Kaggle or epilepsyecosystem layout).",
+        (
+            _option("--source", choices=SOURCES, help="where the segments come from"),
+            _option("--data-dir", help="source=dir: folder holding the segments"),
+            _option(
+                "--kaggle-dataset",
+                metavar="OWNER/SLUG",
+                help="source=kaggle: a Kaggle dataset holding a copy of the data",
+            ),
+            _option("--root", help="the kit's data folder (default: data)"),
+        ),
+    ),
+    _Stage(
+        "features",
+        _run_features,
+        "cache per-electrode log spectrograms and band powers",
+        "Run every indexed segment through the spectrogram kernel into "
+        "cache/features-<hash>/ (resumable: a rerun skips what is cached). Settings: "
+        "[features] section, e.g. --set features.bands=64.",
+    ),
+    _Stage(
+        "pictures",
+        _run_pictures,
+        "save cached stacks as PNG pictures (preictal beside interictal)",
+        "One PNG per patient from the feature cache: an interictal and a "
+        "preictal segment's 16 electrode spectrograms side by side, dropout shaded.",
+        (
+            _option(
+                "--out",
+                type=Path,
+                default=Path("reports/features"),
+                help="folder for the PNG files (default: reports/features)",
+            ),
+            _option("--patients", type=int, default=3, help="pictures to save"),
+        ),
+    ),
+    _Stage(
+        "train",
+        _run_train,
+        "fit the models of train.models per patient on hour-grouped folds",
+        "Per patient, on folds grouped by recording hour (runs/<run>/folds.csv): "
+        "every model of train.models: baseline (the band-power bar), cnn, and window models "
+        "ESTIMATOR:FAMILIES (logistic, gbm, svm, knn on feature families such as "
+        "power+corr, or all). Writes OOF and test predictions and metrics to runs/<run>/ "
+        "and prints per-patient and pooled OOF AUC, and the blend of the run's models. "
+        "Resumable: a rerun skips finished CNN folds; models can be added to a run later. "
+        "Settings: [train], [baseline], [cnn] sections, e.g. --set cnn.epochs=5 "
+        "--set train.models=baseline,gbm:power+corr.",
+        (
+            _option(
+                "--leak-check",
+                action="store_true",
+                help="instead: the baseline's CV AUC on hour-grouped vs hour-blind random folds",
+            ),
+        ),
+    ),
+    _Stage(
+        "study",
+        _run_study,
+        "train a grid of named variants on the same folds; one table of OOF AUCs",
+        "Every variant of the grid (a TOML file of named sets of section.key "
+        "overrides; default: the kit's own grid) trained once per seed on the same "
+        "hour-grouped folds, as runs/study/<run>/<variant>-seed<seed>/ (resumable). "
+        "Prints and writes reports/study/<run>/table.csv, table.md and index.html (with a "
+        "plot): per-patient and pooled OOF AUC, calibrated, mean and spread over seeds, "
+        "wall time, images/s. It makes the data and features it needs first (resumable). A "
+        "scenario grid (grids/scenarios.toml, make study's) trains every variant on one "
+        "synthetic set per scenario and seed and prints one table over the scenarios: each "
+        "one's OOF AUC, the mean, the worst, the least margin over baseline.",
+        (
+            _option(
+                "--grid", type=Path, help="grid TOML file or name (default: the kit's default grid)"
+            ),
+            _option("--only", default="", metavar="A,B", help="train only these variants"),
+            _option("--seeds", default="", metavar="1,2", help="instead of the grid's seeds"),
+            _option(
+                "--scenarios",
+                default="",
+                metavar="A,B",
+                help="a scenario grid cut to these scenarios (synthetic.scenario names)",
+            ),
+            _option(
+                "--out",
+                type=Path,
+                help="where (default: reports/study/<run>, <run>-<grid> for another)",
+            ),
+        ),
+    ),
+    _Stage(
+        "submit",
+        _run_submit,
+        "write the run's submission, score it locally, optionally send it to Kaggle",
+        "From runs/<run>/: fold-averaged test predictions, the cross-patient "
+        "calibration and model (or blend) with the best pooled OOF AUC, written to "
+        "submissions/<name>.csv in the sample submission's order, validated, scored on the "
+        "local test labels, and added to submissions/ledger.csv. With --submit, sent to "
+        "Kaggle with the kaggle client. Settings: [submit] section, e.g. "
+        "--set submit.model=cnn --set submit.calibration=rank.",
+        (
+            _option("--submit", action="store_true", help="also send the file to Kaggle"),
+            _option("-m", "--message", default="", help="the Kaggle submission's description"),
+        ),
+    ),
+    _Stage(
+        "validate",
+        _run_validate,
+        "check a submission CSV against the sample submission",
+        "Says precisely what is wrong with FILE: header, missing, extra or "
+        "duplicated files, values that are not numbers, NaN, outside [0, 1]. Exit 0 if valid.",
+        (
+            FILE,
+            _option(
+                "--sample",
+                type=Path,
+                help="sample submission (default: the data's own, or Kaggle's)",
+            ),
+        ),
+    ),
+    _Stage(
+        "score",
+        _run_score,
+        "a submission's pooled ROC AUC on the Public (and Private) test files",
+        "Scores FILE as the leaderboard did: one ROC AUC over all patients' "
+        "Public files (Ignored ones left out), per patient too; Private as well where its "
+        "labels are known (the synthetic set). Labels: the organisers' public label file "
+        "(shipped), or the synthetic set's, whichever labels FILE's test files.",
+        (FILE, _option("--labels", type=Path, help="test labels file (image,class,usage)")),
+    ),
+    _Stage(
+        "blend",
+        _run_blend,
+        "rank-average several submissions into one",
+        "Each submission's scores become ranks in (0, 1), averaged file by "
+        "file (weighted if --weights is given): the 2016 winners' blend.",
+        (
+            _option("files", type=Path, nargs="+", help="submission CSVs"),
+            _option("--weights", help="comma-separated, one per file (default: equal)"),
+            _option("--out", type=Path, required=True, help="where to write the blend"),
+        ),
+    ),
+    _Stage(
+        "leaderboard",
+        _run_leaderboard,
+        "local CV against public and private scores, per submission",
+        "A table of every submission in submissions/ledger.csv: pooled OOF AUC, "
+        "local Public/Private scores, the scores Kaggle returned and the gaps; also written "
+        "to submissions/leaderboard.csv. --kaggle reads Kaggle's scores back first.",
+        (
+            _option(
+                "--kaggle", action="store_true", help="first fetch the submissions' Kaggle scores"
+            ),
+        ),
+    ),
+    *(
+        _Stage(
+            name,
+            _run_kernels,
+            text,
+            description,
+            KERNEL_OPTIONS.get(name, ()),
+            (("after_interrupt", "a rerun starts the kernels afresh, as on Kaggle"),)
+            if name == "kernel-local"
+            else (),
+        )
+        for name, (text, description) in KERNEL_STAGES.items()
+    ),
+    _Stage(
+        "report",
+        _run_report,
+        "one self-contained HTML page of pictures: data, features, runs, submissions",
+        "Writes reports/<run>/index.html (images inside it: it opens offline) "
+        "and its PNG files: segments and dropout, example stacks, where preictal differs, "
+        "ROC curves, fold AUCs, training curves, the submissions ledger.",
+        (
+            _option("--all", action="store_true", help="every run under runs/, in one page"),
+            _option("--out", type=Path, default=Path("reports"), help="where (default: reports/)"),
+        ),
+    ),
+)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.workers <= 0:
@@ -542,7 +559,7 @@ def main(argv: list[str] | None = None) -> int:
     except DeepSyncError as error:
         if args.debug:
             raise
-        return _say(args, str(error), 2)
+        return _say(args, str(error), error.exit_code)
     except KeyboardInterrupt:
         after = getattr(args, "after_interrupt", "rerun to resume")
         print(f"\ndeepsync {args.stage}: interrupted; {after}", file=sys.stderr)

@@ -59,9 +59,6 @@ def claim(folder: Path, config: Config) -> None:
     path = folder / "config.json"
     if path.exists():
         saved = read_json(path).get("settings") or {}
-        for key in NOT_SETTINGS:  # runs from before it was left out recorded it
-            section, name = key.split(".")
-            saved.get(section, {}).pop(name, None)
         defaults = run_settings(Config())
         for section, values in saved.items():  # a setting added since: its default
             for name, value in defaults.get(section, {}).items():
@@ -105,7 +102,7 @@ def same_model(folder: Path, config: Config, model: ModelSpec, runs: Sequence[Pa
     for run in map(Path, runs):
         if run.resolve() == folder.resolve():
             continue
-        try:  # a sibling that is damaged, or from before models were recorded, is skipped
+        try:  # a sibling that is damaged is skipped
             held = trained_models(run)
             if model.name not in held:
                 continue
@@ -135,8 +132,6 @@ def record_model(folder: Path, model: ModelSpec) -> None:
     """Add ``model`` to config.json's ``models`` (kept in the order first trained)."""
     path = folder / "config.json"
     described = read_json(path)
-    if described.get("models") is None:  # a run from before models were recorded
-        described["models"] = [n for n in ("baseline", "cnn") if (folder / n / "oof.csv").exists()]
     known = described["models"]
     if model.name not in known:
         known.append(model.name)
@@ -147,11 +142,9 @@ def trained_models(run: Path) -> dict[str, Path]:
     """The models a run holds (name -> folder), as trained: oof.csv and test.csv there."""
     run = Path(run)
     try:
-        names = read_json(run / "config.json").get("models")
-    except FileNotFoundError:
-        names = None
-    if names is None:  # a run from before models were recorded
-        names = [n for n in ("baseline", "cnn") if (run / n).is_dir()]
+        names = read_json(run / "config.json")["models"]
+    except FileNotFoundError:  # a run not started
+        return {}
     folders = {name: run / name.replace(":", "-") for name in names}
     return {
         name: path

@@ -43,19 +43,20 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from deepsync import pipeline
 from deepsync.config import SCENARIOS, Config, load_config, numbers, read_toml, words
 from deepsync.durable import FolderLock, copy_file, read_csv, read_json, write_csv, write_text
 from deepsync.errors import DeepSyncError
 
 GRIDS = Path(__file__).parent / "grids"
 SHARED = ("data", "synthetic")  # one data set for the whole study
-RECORD = "study.json"  # per run: wall time and training speed
+RECORD = "study.json"  # per run, once trained: the CNN's training speed
 
 
 @dataclass(frozen=True)
@@ -230,18 +231,14 @@ def _train_set(
     from tqdm import tqdm
 
     from deepsync.features.cache import cache_folder
-    from deepsync.features.stage import build_features
     from deepsync.runs import run_folder
-    from deepsync.train.stage import train
 
+    options = pipeline.Options(workers=workers, progress=progress)
     first = runs[0][2]
     missing = [r for r in runs if _needs_training(run_folder(r[2]), r[2])]
     built = set()
     if missing and prepare_data:
-        from deepsync.data.stage import prepare
-
-        prepare(first, workers=workers, progress=progress)
-        build_features(first, workers=workers, progress=progress)
+        pipeline.run(first, ["data", "features"], options)
         built.add(cache_folder(first.features))
     folds = _shared_folds(first)
     built.add(cache_folder(first.features))
@@ -252,21 +249,16 @@ def _train_set(
         tqdm.write(f"study {label}{index}/{len(runs)}: {variant.name} seed {seed} ({folder})")
         if _needs_training(folder, config):
             if cache_folder(config.features) not in built:  # resumable: cached files skip
-                build_features(config, workers=workers, progress=progress)
+                pipeline.run(config, ["features"], options)
                 built.add(cache_folder(config.features))
             with FolderLock(folder, "deepsync study"):
                 if not (folder / "folds.csv").exists():
                     copy_file(folds, folder / "folds.csv")
-                clock = time.perf_counter()
                 siblings = [run_folder(c) for _, _, c in runs if c is not config]
                 # a run that gains models keeps its CNN folds; a model trained with the
                 # same settings by another variant of the set is linked, not trained again
-                train(config, progress=progress, reuse=siblings, workers=workers)
-                seconds = time.perf_counter() - clock
-                if record.exists():  # the time of the models trained before, and now
-                    seconds += read_json(record)["seconds"]
-                speed = {"seconds": seconds, "images_per_s": _speed(folder)}
-                write_text(record, json.dumps(speed))
+                pipeline.run(config, ["train"], replace(options, reuse=siblings))
+                write_text(record, json.dumps({"images_per_s": _speed(folder)}))
         rows += _run_rows(variant.name, seed, folder, config)
     return rows
 
@@ -413,9 +405,8 @@ def _run_rows(name: str, seed: int, folder: Path, config: Config) -> list[dict]:
     record = read_json(folder / RECORD)
     models = trained_models(folder)
     # the run's cost: its models' fitting times, a model linked from another variant's run
-    # counted with its own (runs from before models kept their time: the run's record)
-    held = [read_json(path / "metrics.json").get("seconds") for path in models.values()]
-    seconds = sum(held) if None not in held else record["seconds"]
+    # counted with its own
+    seconds = sum(read_json(path / "metrics.json")["seconds"] for path in models.values())
     rows = []
     for candidate in candidates(folder, config):
         row = {"variant": name, "seed": seed, "model": candidate.model}

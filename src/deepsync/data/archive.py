@@ -11,7 +11,6 @@ and MD5s (``reference/original_files_md5.tsv``), sizes first because they are fr
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import stat
 import zipfile
@@ -22,11 +21,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from deepsync.durable import replacing
 from deepsync.errors import DeepSyncError, os_error_line
 
 REFERENCE_TABLE = "original_files_md5.tsv"  # file<TAB>bytes<TAB>md5, relative posix paths
 CHUNK_BYTES = 1 << 20  # read and hash 1 MiB at a time: flat memory for 12 GB archives
-PARTIAL_SUFFIX = ".partial"  # a member being written; renamed once complete
 
 
 @dataclass
@@ -174,15 +173,11 @@ def _extract_member(
 ) -> Path:
     """Write one member under a temporary name, then rename: never a half file."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + PARTIAL_SUFFIX)
-    try:
-        with zf.open(info) as source, open(partial, "wb") as out:
+    try:  # synced before the rename: on disk before a marker says the download is verified
+        with replacing(target) as partial, zf.open(info) as source, open(partial, "wb") as out:
             while chunk := source.read(CHUNK_BYTES):
                 out.write(chunk)
                 bar.update(len(chunk))
-            out.flush()
-            os.fsync(out.fileno())  # on disk before a marker says the download is verified
-        partial.replace(target)
     except (zipfile.BadZipFile, zlib.error, EOFError) as error:  # CRC or inflate failure
         raise DeepSyncError(
             f"{archive}: entry {info.filename!r} is corrupt ({error}): delete the archive and rerun"
@@ -190,6 +185,4 @@ def _extract_member(
     except OSError as error:  # most likely a full disk: 63 GB unpack to 63 GB more
         named = OSError(error.errno, error.strerror, str(target))  # not its .partial
         raise DeepSyncError(f"{archive}: {os_error_line(named)}") from error
-    finally:
-        partial.unlink(missing_ok=True)
     return target

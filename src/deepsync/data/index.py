@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from deepsync.data.layout import hour_group, parse_name, sequence_of
-from deepsync.durable import read_csv, write_csv
+from deepsync.durable import PARTIAL, read_csv, write_csv
 from deepsync.errors import DeepSyncError
 
 LABELS_FILE = "train_and_test_data_labels_safe.csv"
@@ -80,14 +80,7 @@ def scan_folder(folder: Path, labels: dict[str, tuple[int, int]] | None = None) 
     and ``safe`` from the labels; old-test files count only if labelled (the 283 extra
     preictal files); files of the re-release were all safe by construction.
     """
-    folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise DeepSyncError(
-            f"data folder {folder} is a file, not a folder; set DATA_DIR to the folder that "
-            "holds train_1/, test_1_new/ ... (or the PatITrain_* files)"
-        )
-    if not folder.is_dir():
-        raise DeepSyncError(f"data folder {folder} does not exist; check DATA_DIR")
+    folder = _checked_folder(folder)
     source = "given"
     if labels is None:
         found = _find_labels_file(folder)
@@ -103,20 +96,10 @@ def scan_folder(folder: Path, labels: dict[str, tuple[int, int]] | None = None) 
             if path.suffix.lower() == ".mat":
                 skipped["not a segment name"] = skipped.get("not a segment name", 0) + 1
             continue
-        label, safe = parsed.label, True
-        if parsed.kind == "old_test":
-            if parsed.name not in labels:
-                skipped["old test set, unlabelled"] = skipped.get("old test set, unlabelled", 0) + 1
-                continue
-            label, safe = labels[parsed.name][0], bool(labels[parsed.name][1])
-        elif parsed.kind == "train" and parsed.layout == "kaggle":
-            known = labels.get(parsed.name)
-            if known is None:
-                problems.append(f"{path}: not in the labels file ({source}); taken as safe")
-            else:
-                safe = bool(known[1])
-                if known[0] != label:
-                    problems.append(f"{path}: the labels file says class {known[0]}")
+        if parsed.kind == "old_test" and parsed.name not in labels:
+            skipped["old test set, unlabelled"] = skipped.get("old test set, unlabelled", 0) + 1
+            continue
+        label, safe = _label(parsed, path, labels, source, problems)
         if parsed.name in rows:
             kept = rows[parsed.name]["path"]
             problems.append(f"{path}: same segment as {kept}; kept the first")
@@ -126,18 +109,7 @@ def scan_folder(folder: Path, labels: dict[str, tuple[int, int]] | None = None) 
         if wrong:
             problems.append(f"{path}: {wrong}; copy or download it again")
             unreadable.add(str(path.resolve()))
-        rows[parsed.name] = {
-            "segment": parsed.name,
-            "patient": parsed.patient,
-            "split": "test" if parsed.kind == "test" else "train",
-            "label": label,
-            "hour": hour_group(parsed),
-            "sequence": sequence_of(parsed.number) if parsed.kind == "train" else None,
-            "safe": safe,
-            "bytes": size,
-            "path": str(path.resolve()),
-            "layout": parsed.layout,
-        }
+        rows[parsed.name] = _row(parsed, path, label, safe, size)
     if not rows:
         raise DeepSyncError(
             f"no segment files under {folder}: expected train_I/I_J_K.mat and "
@@ -145,6 +117,51 @@ def scan_folder(folder: Path, labels: dict[str, tuple[int, int]] | None = None) 
         )
     table = pd.DataFrame(list(rows.values()), columns=COLUMNS)
     return Scan(_typed(table), source, skipped, problems, unreadable)
+
+
+def _checked_folder(folder: Path) -> Path:
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise DeepSyncError(
+            f"data folder {folder} is a file, not a folder; set DATA_DIR to the folder that "
+            "holds train_1/, test_1_new/ ... (or the PatITrain_* files)"
+        )
+    if not folder.is_dir():
+        raise DeepSyncError(f"data folder {folder} does not exist; check DATA_DIR")
+    return folder
+
+
+def _label(parsed, path: Path, labels: dict, source: str, problems: list[str]):
+    """(class, safe) of a segment: a labelled old-test file's from the labels; a Kaggle
+    training file's class from its name and ``safe`` from the labels (a disagreement or a
+    file missing there is a problem, said); the re-release's were all safe."""
+    if parsed.kind == "old_test":
+        return labels[parsed.name][0], bool(labels[parsed.name][1])
+    label, safe = parsed.label, True
+    if parsed.kind == "train" and parsed.layout == "kaggle":
+        known = labels.get(parsed.name)
+        if known is None:
+            problems.append(f"{path}: not in the labels file ({source}); taken as safe")
+        else:
+            safe = bool(known[1])
+            if known[0] != label:
+                problems.append(f"{path}: the labels file says class {known[0]}")
+    return label, safe
+
+
+def _row(parsed, path: Path, label, safe: bool, size: int) -> dict:
+    return {
+        "segment": parsed.name,
+        "patient": parsed.patient,
+        "split": "test" if parsed.kind == "test" else "train",
+        "label": label,
+        "hour": hour_group(parsed),
+        "sequence": sequence_of(parsed.number) if parsed.kind == "train" else None,
+        "safe": safe,
+        "bytes": size,
+        "path": str(path.resolve()),
+        "layout": parsed.layout,
+    }
 
 
 def _find_labels_file(folder: Path) -> Path | None:
@@ -159,7 +176,7 @@ def _walk(folder: Path):
     for top, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
-            if not name.startswith(".") and not name.endswith(".partial"):
+            if not name.startswith(".") and not name.endswith(PARTIAL):
                 yield Path(top, name)
 
 

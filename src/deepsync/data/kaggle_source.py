@@ -24,7 +24,7 @@ from pathlib import Path, PurePosixPath
 
 from deepsync.config import DataConfig
 from deepsync.data import archive
-from deepsync.durable import write_text
+from deepsync.durable import replacing, write_text
 from deepsync.errors import DeepSyncError
 from deepsync.kaggle_client import authenticated_api, kaggle_errors
 
@@ -216,12 +216,8 @@ def _unpack_verified(
 def _move_into(source: Path, destination: Path) -> Path:
     """Move a downloaded file into place; it appears under its name only once complete."""
     destination.parent.mkdir(parents=True, exist_ok=True)
-    partial = destination.with_name(destination.name + archive.PARTIAL_SUFFIX)
-    try:
+    with replacing(destination) as partial:
         shutil.move(source, partial)
-        partial.replace(destination)
-    finally:
-        partial.unlink(missing_ok=True)
     return destination
 
 

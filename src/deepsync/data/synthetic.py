@@ -50,6 +50,7 @@ from contextlib import closing
 from dataclasses import asdict, dataclass, replace
 from importlib import resources
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from tqdm import tqdm
@@ -534,24 +535,9 @@ def _scenario_signal(cfg: SyntheticConfig, segment: PlannedSegment) -> np.ndarra
     spectrum = _white(rng, freqs.size)
     amplitude = np.exp(log_power / 2) * ((freqs >= 0.1) & (freqs <= 0.95 * fs / 2))
     spectrum *= amplitude
-    mixing = traits.mixing + hour.normal(0, 0.08, traits.mixing.shape)
     group = focus_group(cfg.seed, segment.patient)
-    if kind == "synchrony":
-        share = min(SYNC_BASE + SYNC_GAIN * strength, 0.9)
-        spectrum = _synchronise(rng, spectrum, amplitude, mixing, group, in_band, share)
-    else:
-        spectrum = mixing @ spectrum
-    signal = np.fft.irfft(spectrum, n=n, axis=1).T  # (samples, channels)
-    if kind == "amplitude":
-        depth = min(AM_BASE + AM_GAIN * strength, 0.9)
-        t = np.arange(n) / fs
-        wave = np.sin(2 * np.pi * t / rng.uniform(5, 20) + rng.uniform(0, 2 * np.pi))
-        envelope = (1 + depth * wave) / np.sqrt(1 + depth**2 / 2)  # the band's power kept
-        signal += np.fft.irfft(spectrum * in_band, n=n, axis=1).T * (envelope - 1)[:, None]
-    if kind == "coupling":
-        depth = min(COUPLING_BASE + COUPLING_GAIN * strength, 0.9)
-        signal += _coupled(spectrum, freqs, traits.rhythms[0, 0], n, depth)
-
+    mixed = _Mixing(traits, hour, rng, group, amplitude, freqs, in_band, fs)
+    signal = _mixed_signal(kind, mixed, spectrum, strength, n)
     signal *= traits.gains * hour.lognormal(0, 0.15, CHANNELS)
     signal *= np.exp(np.outer(np.linspace(-0.5, 0.5, n), rng.normal(0, 0.2, CHANNELS)))  # drift
     level = BACKGROUND_UV * np.exp(gain)
@@ -568,6 +554,42 @@ def _scenario_signal(cfg: SyntheticConfig, segment: PlannedSegment) -> np.ndarra
     signal = np.round(signal / QUANTUM_UV) * QUANTUM_UV
     _fragmented_drop_out(rng, signal, segment.dropout, fs)
     return signal.astype(np.float32)
+
+
+class _Mixing(NamedTuple):
+    """What mixes a segment's sources into its electrodes (`_mixed_signal`)."""
+
+    traits: object  # the patient's (`_patient`)
+    hour: np.random.Generator  # the hour's draws
+    rng: np.random.Generator  # the segment's draws
+    group: np.ndarray  # the focus electrodes
+    amplitude: np.ndarray  # the sources' spectral amplitude
+    freqs: np.ndarray
+    in_band: np.ndarray  # the frequencies of the patient's band
+    fs: int
+
+
+def _mixed_signal(kind: str, m: _Mixing, spectrum, strength: float, n: int) -> np.ndarray:
+    """The sources mixed into (samples, channels), with the scenario's change where it
+    lives in the mixing: synchrony of the focus, the band's amplitude modulated, or a
+    slow rhythm's phase coupled to the band's power."""
+    mixing = m.traits.mixing + m.hour.normal(0, 0.08, m.traits.mixing.shape)
+    if kind == "synchrony":
+        share = min(SYNC_BASE + SYNC_GAIN * strength, 0.9)
+        spectrum = _synchronise(m.rng, spectrum, m.amplitude, mixing, m.group, m.in_band, share)
+    else:
+        spectrum = mixing @ spectrum
+    signal = np.fft.irfft(spectrum, n=n, axis=1).T  # (samples, channels)
+    if kind == "amplitude":
+        depth = min(AM_BASE + AM_GAIN * strength, 0.9)
+        t = np.arange(n) / m.fs
+        wave = np.sin(2 * np.pi * t / m.rng.uniform(5, 20) + m.rng.uniform(0, 2 * np.pi))
+        envelope = (1 + depth * wave) / np.sqrt(1 + depth**2 / 2)  # the band's power kept
+        signal += np.fft.irfft(spectrum * m.in_band, n=n, axis=1).T * (envelope - 1)[:, None]
+    if kind == "coupling":
+        depth = min(COUPLING_BASE + COUPLING_GAIN * strength, 0.9)
+        signal += _coupled(spectrum, m.freqs, m.traits.rhythms[0, 0], n, depth)
+    return signal
 
 
 def _coupled(

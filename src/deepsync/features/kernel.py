@@ -69,29 +69,12 @@ def spectrogram_kernel(
     pooled_lo, pooled_hi = _frame_members(pooled_frames, n_frames)
     window_lo, window_hi = _frame_members(table_windows, n_frames)
     window_dft = _window_dft(window)
+    # three tuples (numba passes them as they are): what to sum, where, and the outputs
+    sums = (band_edges, pooled_frames, table_lo, table_hi, table_windows, frame_valid)
+    members = (pooled_lo, pooled_hi, window_lo, window_hi, window_dft)
+    outputs = (image, table, spectra_re, spectra_im)
     for c in range(x.shape[0]):
-        _channel(
-            c,
-            x,
-            window,
-            hop,
-            scale,
-            band_edges,
-            pooled_frames,
-            table_lo,
-            table_hi,
-            table_windows,
-            frame_valid,
-            pooled_lo,
-            pooled_hi,
-            window_lo,
-            window_hi,
-            window_dft,
-            image,
-            table,
-            spectra_re,
-            spectra_im,
-        )
+        _channel(c, x, window, hop, scale, sums, members, outputs)
 
 
 @njit(cache=True)
@@ -107,29 +90,11 @@ def _window_dft(window):  # pragma: no cover - numba
 
 
 @njit(cache=True)
-def _channel(
-    c,
-    x,
-    window,
-    hop,
-    scale,
-    band_edges,
-    pooled_frames,
-    table_lo,
-    table_hi,
-    table_windows,
-    frame_valid,
-    pooled_lo,
-    pooled_hi,
-    window_lo,
-    window_hi,
-    window_dft,
-    image,
-    table,
-    spectra_re,
-    spectra_im,
-):  # pragma: no cover - numba
+def _channel(c, x, window, hop, scale, sums, members, outputs):  # pragma: no cover - numba
     """One channel's rows of ``image``, ``table`` and spectra; see `spectrogram_kernel`."""
+    band_edges, pooled_frames, table_lo, table_hi, table_windows, frame_valid = sums
+    pooled_lo, pooled_hi, window_lo, window_hi, window_dft = members
+    image, table, spectra_re, spectra_im = outputs
     length = window.size
     bins = length // 2 + 1
     n_frames = frame_valid.size

@@ -108,7 +108,7 @@ def _build(config: Config, folder: Path, workers: int, progress: bool) -> Featur
             disable=not progress,
             smoothing=0.1,
         )
-        with bar, closing(parallel_map(_compute, jobs, workers, in_worker)) as results:
+        with bar, closing(parallel_map(compute_segment, jobs, workers, in_worker)) as results:
             for row, outcome in results:
                 if isinstance(outcome, str):
                     report.failed.append((index["path"].iat[row], outcome))
@@ -260,7 +260,7 @@ def load_kernels() -> None:
 
     Run in the forkserver (`deepsync.features.preload`), so that every worker forks with
     them ready, on the server's own thread (threads do not survive a fork). The signature
-    is the one `_compute` calls with: a read-only float32 (channels, samples) signal.
+    is the one `compute_segment` calls with: a read-only float32 (channels, samples) signal.
     """
     plan = plan_for(FeaturesConfig(), 4 * WARM_UP_RATE, WARM_UP_RATE)
     x = np.zeros((16, 4 * WARM_UP_RATE), np.float32)
@@ -273,7 +273,7 @@ def _plan(params: FeaturesConfig, samples: int, rate: float):
     return plan_for(params, samples, rate)
 
 
-def _compute(job) -> tuple[int, tuple[dict, dict] | str]:
+def compute_segment(job) -> tuple[int, tuple[dict, dict] | str]:
     """In a worker: one segment's rows and record, or the reason it failed."""
     row, path, identity, params, shapes = job
     try:

@@ -32,6 +32,7 @@ MANIFEST = "bundles.json"
 METADATA = "kernel-metadata.json"
 PAYLOAD_LINE = 100  # characters per line of the embedded package
 LEFT_OUT = ("original_files_md5.tsv",)  # the download check's table: a kernel never downloads
+LEFT_OUT_FOLDERS = ("bench",)  # the benchmarks: a kernel never runs them
 LOCAL_SECTIONS = ("data", "kernels")  # settings about this machine: the kernel sets its own
 SCRIPT = '''#!/usr/bin/env python3
 """{title}: the DeepSync pipeline as one Kaggle kernel script, rendered by `make kernel`.
@@ -223,7 +224,7 @@ def _payload() -> str:
     zipped = gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0)  # mtime 0: reproducible
     with zipped, tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as archive:
         for path in sorted(root.rglob("*")):
-            if not path.is_file() or not _ships(path):
+            if not path.is_file() or not _ships(path.relative_to(root)):
                 continue
             info = tarfile.TarInfo(f"deepsync/{path.relative_to(root).as_posix()}")
             data = path.read_bytes()
@@ -236,9 +237,11 @@ def _payload() -> str:
 
 
 def _ships(path: Path) -> bool:
+    """Whether the package file at ``path`` (relative to the package) goes in a kernel."""
     parts = set(path.parts)
     return (
         "__pycache__" not in parts
+        and path.parts[0] not in LEFT_OUT_FOLDERS
         and path.suffix in (".py", ".toml", ".csv", ".tsv")
         and path.name not in LEFT_OUT
     )

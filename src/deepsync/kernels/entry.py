@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from deepsync import pipeline
 from deepsync.config import Config, from_dict
 from deepsync.durable import copy_file, read_json, write_text
 from deepsync.errors import DeepSyncError
@@ -157,25 +158,14 @@ def run_kernel(
 
 
 def _stages(config: Config, found: Inputs, patients: list[int] | None, working: Path) -> None:
-    from deepsync.train.stage import summary as train_summary
-    from deepsync.train.stage import train
-
-    workers = os.cpu_count() or 1
-    if found.cache is None:
-        from deepsync.data.stage import prepare
-        from deepsync.data.stage import summary as data_summary
-        from deepsync.features.stage import build_features
-        from deepsync.features.stage import summary as features_summary
-
-        _say(data_summary(prepare(config, workers=workers, progress=False)))
-        _say(features_summary(build_features(config, workers=workers, progress=False)))
-    _say(train_summary(train(config, progress=False)))
+    # with a feature cache attached, no segments: data and features are done
+    stages = ["train"] if found.cache is not None else ["data", "features", "train"]
+    options = pipeline.Options(progress=False)
+    pipeline.run(config, stages, options, say=_say)
     sample, labels = _references(config, found, working)
     if patients is None:  # every patient here: the submission too
-        from deepsync.submit.stage import make_submission
-        from deepsync.submit.stage import summary as submit_summary
-
-        _say(submit_summary(make_submission(config, sample_path=sample, labels_path=labels)))
+        options = pipeline.Options(progress=False, sample_path=sample, labels_path=labels)
+        pipeline.run(config, ["submit"], options, say=_say)
     else:
         _say("per-patient kernel: `make kernel-output` merges the patients into one submission")
 

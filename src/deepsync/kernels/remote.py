@@ -156,7 +156,7 @@ def merge_runs(parts: list[Path], target: Path) -> Path:
 
 def bring_home(config: Config, bundles: list[Bundle]):
     """Outputs downloaded, runs merged into ``runs/<run>-kaggle``, its submission made."""
-    from deepsync.submit.stage import make_submission
+    from deepsync import pipeline
 
     homes = fetch_outputs(bundles, Path(config.kernels.folder))
     runs = [home / "runs" / config.train.run for home in homes]
@@ -174,11 +174,11 @@ def bring_home(config: Config, bundles: list[Bundle]):
         train=dataclasses.replace(config.train, run=name, patients=""),
         submit=dataclasses.replace(config.submit, name=config.submit.name or name),
     )
-    return make_submission(
-        merged,
+    options = pipeline.Options(
         sample_path=_present(reference / submission.SAMPLE_FILE),
         labels_path=_present(reference / TEST_LABELS),
     )
+    return pipeline.run(merged, ["submit"], options)["submit"]
 
 
 def _present(path: Path) -> Path | None:

@@ -1,1 +1,4 @@
-"""`make report`: pictures of the data, the features, the runs and the submissions."""
+"""`make report`: one offline HTML page of pictures of the data, features, runs and submissions.
+
+`page` gathers them into ``reports/<run>/index.html``; `figures` draws each picture.
+"""

@@ -201,7 +201,8 @@ def _schedule(cfg: CnnConfig, steps_per_epoch: int):
     return factor
 
 
-def _input_size(cfg: CnnConfig, bands: int, width: int) -> tuple[int, int] | None:
+def input_size(cfg: CnnConfig, bands: int, width: int) -> tuple[int, int] | None:
+    """The (height, width) stacks are resized to, or None to keep (bands, width)."""
     if not (cfg.input_height or cfg.input_width):
         return None
     return (cfg.input_height or bands, cfg.input_width or width)
@@ -421,7 +422,7 @@ def predict_saved_fold(
     with warnings.catch_warnings():  # the weights come from best.pt, not from ImageNet
         warnings.simplefilter("ignore")
         bare = dataclasses.replace(cfg, pretrained_file=None, pretrained_hub=False)
-        model = build_model(bare, _input_size(cfg, bands, width or frames)).to(rt.device)
+        model = build_model(bare, input_size(cfg, bands, width or frames)).to(rt.device)
     saved = _restore(model, folder / "best.pt", rt)
     normaliser = Normaliser.from_dict(saved["normaliser"])
     groups = GroupNormaliser.from_dict(saved["groups"]) if saved.get("groups") else None
@@ -547,7 +548,7 @@ def _set_up(stacks: np.ndarray, data: FoldData, cfg: CnnConfig, seed: int) -> _F
         normaliser = Normaliser.fit(stacks, data.train_rows, cfg.normalise, seed)
     width = cfg.window_frames if cfg.level == "window" else None
     _, bands, frames = stacks.shape[1:]
-    size = _input_size(cfg, bands, width or frames)
+    size = input_size(cfg, bands, width or frames)
     model = build_model(cfg, size).to(rt.device)
     _check_input(model, (stacks.shape[1], *(size or (bands, width or frames))), cfg.model)
     if rt.channels_last:

@@ -19,13 +19,13 @@ import torch
 from torch import nn
 
 
-class ElectrodeNet(nn.Module):
-    """(N, C, bands, frames) -> (N, 1) logit.
+class _CompactNet(nn.Module):
+    """What the compact nets share: timm's constructor arguments (``in_chans``,
+    ``num_classes``, ``drop_rate``), their own sizes, dropout and one linear head read
+    by timm's ``get_classifier``. A subclass builds its body (`_body`: the number of
+    features the head reads) before the head, so the weights draw in that order."""
 
-    ``width``: channels of the first convolution, doubled at each of ``depth`` blocks
-    (conv 3x3, batch norm, ReLU, 2x2 max pool). ``bands_out``: frequency cells kept per
-    electrode after pooling over time. ``drop_rate``: dropout before the head.
-    """
+    DEPTH = 2  # blocks, when ``depth`` is not given
 
     def __init__(
         self,
@@ -33,29 +33,48 @@ class ElectrodeNet(nn.Module):
         num_classes: int = 1,
         *,
         width: int = 8,
-        depth: int = 3,
+        depth: int | None = None,
         bands_out: int = 8,
         drop_rate: float = 0.0,
     ):
         super().__init__()
-        layers, channels = _conv_blocks(2, 1, width, depth, kernel=3)
-        self.electrode = nn.Sequential(*layers)  # one electrode: (1, bands, frames) in
-        self.pool = nn.AdaptiveAvgPool2d((bands_out, 1))  # time averaged, bands coarse
-        self.in_chans, self.features = in_chans, channels * bands_out
+        self.in_chans, self.width, self.bands_out = in_chans, width, bands_out
+        self.depth = self.DEPTH if depth is None else depth
+        self.features = self._body()
         self.drop = nn.Dropout(drop_rate)
-        self.head = nn.Linear(in_chans * self.features, num_classes)
+        self.head = nn.Linear(self.features, num_classes)
+
+    def _body(self) -> int:
+        raise NotImplementedError
 
     def get_classifier(self) -> nn.Module:
         return self.head
 
+
+class ElectrodeNet(_CompactNet):
+    """(N, C, bands, frames) -> (N, 1) logit.
+
+    ``width``: channels of the first convolution, doubled at each of ``depth`` blocks
+    (conv 3x3, batch norm, ReLU, 2x2 max pool). ``bands_out``: frequency cells kept per
+    electrode after pooling over time. ``drop_rate``: dropout before the head.
+    """
+
+    DEPTH = 3
+
+    def _body(self) -> int:
+        layers, channels = _conv_blocks(2, 1, self.width, self.depth, kernel=3)
+        self.electrode = nn.Sequential(*layers)  # one electrode: (1, bands, frames) in
+        self.pool = nn.AdaptiveAvgPool2d((self.bands_out, 1))  # time averaged, bands coarse
+        return self.in_chans * channels * self.bands_out
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, bands, frames = x.shape
         maps = self.electrode(x.reshape(n * c, 1, bands, frames))
-        per_electrode = self.pool(maps).reshape(n, c * self.features)
+        per_electrode = self.pool(maps).reshape(n, -1)
         return self.head(self.drop(per_electrode))
 
 
-class SpectrumNet(nn.Module):
+class SpectrumNet(_CompactNet):
     """(N, C, bands, frames) -> (N, 1) logit, from each electrode's spectrum over time.
 
     Per electrode, the mean and the standard deviation over time of every band (two
@@ -67,24 +86,9 @@ class SpectrumNet(nn.Module):
     few dozen segments per fold without memorising them.
     """
 
-    def __init__(
-        self,
-        in_chans: int = 16,
-        num_classes: int = 1,
-        *,
-        width: int = 8,
-        depth: int = 2,
-        bands_out: int = 8,
-        drop_rate: float = 0.0,
-    ):
-        super().__init__()
-        self.spectrum, channels = _frequency_blocks(width, depth, bands_out)
-        self.in_chans, self.features = in_chans, 2 * channels * bands_out
-        self.drop = nn.Dropout(drop_rate)
-        self.head = nn.Linear(self.features, num_classes)
-
-    def get_classifier(self) -> nn.Module:
-        return self.head
+    def _body(self) -> int:
+        self.spectrum, channels = _frequency_blocks(self.width, self.depth, self.bands_out)
+        return 2 * channels * self.bands_out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.drop(self.electrodes(x.float())))
@@ -110,28 +114,13 @@ class CrossSpectrumNet(SpectrumNet):
     correlations as they are.
     """
 
-    def __init__(
-        self,
-        in_chans: int = 16,
-        num_classes: int = 1,
-        *,
-        width: int = 8,
-        depth: int = 2,
-        bands_out: int = 8,
-        drop_rate: float = 0.0,
-        top: int = 15,
-    ):
-        super().__init__(
-            in_chans,
-            num_classes,
-            width=width,
-            depth=depth,
-            bands_out=bands_out,
-            drop_rate=drop_rate,
-        )
-        self.cross, channels = _frequency_blocks(width, depth, bands_out)
+    def __init__(self, in_chans: int = 16, num_classes: int = 1, *, top: int = 15, **sizes):
+        """``sizes``: SpectrumNet's (width, depth, bands_out, drop_rate)."""
+        super().__init__(in_chans, num_classes, **sizes)
+        # built after SpectrumNet's head (the weights draw in this order), then a new head
+        self.cross, channels = _frequency_blocks(self.width, self.depth, self.bands_out)
         self.top = top
-        self.features += channels * bands_out
+        self.features += channels * self.bands_out
         self.head = nn.Linear(self.features, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

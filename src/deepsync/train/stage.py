@@ -189,8 +189,24 @@ def _run_cnn(cache, folds, test, config, folder, progress) -> tuple[pd.DataFrame
     Folds train here one after the other, or several at once in their own processes
     (one per GPU when there are several; `deepsync.train.fold_processes`).
     """
-    from deepsync.train.cnn import FoldData, fit_fold
-    from deepsync.train.fold_processes import FoldJob, processes_for, train_folds
+    parts, results, jobs = _cnn_jobs(cache, folds, test, config, folder)
+    results.update(_train_cnn_folds(jobs, cache, config, progress))
+    oof_parts, test_parts = [], []
+    for key, (held, patient_test) in parts.items():  # the folds' own order, however trained
+        result = results[key]
+        oof, tested = _predictions(
+            held, result["valid_scores"], patient_test, result["test_scores"], key[1]
+        )
+        oof_parts.append(oof)
+        test_parts.append(tested)
+    return pd.concat(oof_parts, ignore_index=True), pd.concat(test_parts, ignore_index=True)
+
+
+def _cnn_jobs(cache, folds, test, config, folder):
+    """Each fold's held-out and test rows by key, the results of folds already trained,
+    and a job for each of the others."""
+    from deepsync.train.cnn import FoldData
+    from deepsync.train.fold_processes import FoldJob
 
     parts, results, jobs = {}, {}, []
     everyone = config.cnn.scope == "all"
@@ -225,6 +241,15 @@ def _run_cnn(cache, folds, test, config, folder, progress) -> tuple[pd.DataFrame
         meta = {"patient": key[0], "fold": fold, "model": config.cnn.model}
         seed = config.train.seed + (0 if everyone else 100 * key[0]) + fold
         jobs.append(FoldJob(cache.folder, data, config.cnn, seed, fold_folder, meta))
+    return parts, results, jobs
+
+
+def _train_cnn_folds(jobs, cache, config, progress) -> dict[tuple, dict]:
+    """Train the jobs here, one after the other, or in processes of their own."""
+    from deepsync.train.cnn import fit_fold
+    from deepsync.train.fold_processes import processes_for, train_folds
+
+    results = {}
     processes = min(processes_for(config.cnn), len(jobs))
     if processes > 1:
         tqdm.write(f"cnn: {len(jobs)} folds, {processes} at a time in their own processes")
@@ -232,29 +257,21 @@ def _run_cnn(cache, folds, test, config, folder, progress) -> tuple[pd.DataFrame
             key = (job.meta["patient"], job.meta["fold"])
             results[key] = result
             _say_fold(key, result)
-    else:
-        for job in jobs:
-            key = (job.meta["patient"], job.meta["fold"])
-            results[key] = fit_fold(
-                cache.stacks,
-                job.data,
-                job.cfg,
-                job.seed,
-                job.folder,
-                progress=progress,
-                desc=f"cnn patient {key[0]} fold {key[1]}",
-                meta=job.meta,
-            )
-            _say_fold(key, results[key])
-    oof_parts, test_parts = [], []
-    for key, (held, patient_test) in parts.items():  # the folds' own order, however trained
-        result = results[key]
-        oof, tested = _predictions(
-            held, result["valid_scores"], patient_test, result["test_scores"], key[1]
+        return results
+    for job in jobs:
+        key = (job.meta["patient"], job.meta["fold"])
+        results[key] = fit_fold(
+            cache.stacks,
+            job.data,
+            job.cfg,
+            job.seed,
+            job.folder,
+            progress=progress,
+            desc=f"cnn patient {key[0]} fold {key[1]}",
+            meta=job.meta,
         )
-        oof_parts.append(oof)
-        test_parts.append(tested)
-    return pd.concat(oof_parts, ignore_index=True), pd.concat(test_parts, ignore_index=True)
+        _say_fold(key, results[key])
+    return results
 
 
 def _say_fold(key: tuple, result: dict, note: str = "") -> None:

@@ -60,30 +60,39 @@ def _logistic(cfg: BaselineConfig, seed: int, rows: int):
     )
 
 
+# The gbm's trees, in each library's words: (scikit-learn, LightGBM) names per setting.
+GBM_WORDS = {
+    "iterations": ("max_iter", "n_estimators"),
+    "learning_rate": ("learning_rate", "learning_rate"),
+    "leaves": ("max_leaf_nodes", "num_leaves"),
+    "min_leaf": ("min_samples_leaf", "min_child_samples"),
+    "l2": ("l2_regularization", "reg_lambda"),
+}
+
+
 @register("gbm")
 def _gbm(cfg: BaselineConfig, seed: int, rows: int):
-    """LightGBM where it is installed (Kaggle's image has it), else scikit-learn's own."""
+    """LightGBM where it is installed (Kaggle's image has it), else scikit-learn's own:
+    the same trees (`GBM_WORDS`), class-balanced, seeded."""
+    trees = {
+        "iterations": cfg.iterations,
+        "learning_rate": cfg.learning_rate,
+        "leaves": 15,
+        "min_leaf": 10,
+        "l2": 1.0,
+    }
     try:
         import lightgbm
     except ImportError:
         from sklearn.ensemble import HistGradientBoostingClassifier
 
+        settings = {GBM_WORDS[k][0]: v for k, v in trees.items()}
         return HistGradientBoostingClassifier(
-            max_iter=cfg.iterations,
-            learning_rate=cfg.learning_rate,
-            max_leaf_nodes=15,
-            min_samples_leaf=10,
-            l2_regularization=1.0,
-            class_weight="balanced",
-            early_stopping=False,
-            random_state=seed,
+            **settings, class_weight="balanced", early_stopping=False, random_state=seed
         )
+    settings = {GBM_WORDS[k][1]: v for k, v in trees.items()}
     return lightgbm.LGBMClassifier(
-        n_estimators=cfg.iterations,
-        learning_rate=cfg.learning_rate,
-        num_leaves=15,
-        min_child_samples=10,
-        reg_lambda=1.0,
+        **settings,
         colsample_bytree=0.5,
         class_weight="balanced",
         random_state=seed,

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shutil
-import statistics
 import tempfile
 import time
 import warnings
@@ -26,12 +24,15 @@ import scipy.fft
 import scipy.io
 import scipy.signal
 
+from deepsync import pipeline
+from deepsync.bench import harness
+from deepsync.bench.harness import medians, own_peak_rss, timed
 from deepsync.config import SyntheticConfig, load_config
 from deepsync.data import synthetic
 from deepsync.data.segment import read_segment
-from deepsync.data.stage import prepare
+from deepsync.errors import DeepSyncError
 from deepsync.features.spectrogram import plan_for, segment_features
-from deepsync.features.stage import build_features, in_worker
+from deepsync.features.stage import in_worker
 from deepsync.parallel import parallel_map
 
 KERNEL_TARGET = 4.0  # at least this many times faster than per-channel scipy
@@ -45,7 +46,7 @@ def _winners():
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m deepsync.features.bench", description=__doc__.splitlines()[0]
+        prog="python -m deepsync.bench.features", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--files", type=int, default=48, help="600 s segments (default 48)")
     parser.add_argument("--reps", type=int, default=3, help="repetitions (default 3)")
@@ -57,6 +58,12 @@ def main(argv: list[str] | None = None) -> int:
         help="where the bench segments are generated once",
     )
     args = parser.parse_args(argv)
+    return harness.exit_code("bench-features", lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
+    if min(args.files, args.reps, args.workers) < 1:
+        raise DeepSyncError("--files, --reps and --workers must be >= 1")
     paths = _segments(args.root, args.files)
     print(
         f"bench-features: {len(paths)} segments of 600 s x 16 channels, "
@@ -85,12 +92,6 @@ def _segments(root: Path, count: int) -> list[Path]:
     folder = root / "synthetic"
     synthetic.generate(cfg, folder, workers=os.cpu_count() or 1, progress=True)
     return sorted(folder.glob("train_1/*.mat"))[:count]
-
-
-def _timed(fn, *args) -> float:
-    start = time.perf_counter()
-    fn(*args)
-    return time.perf_counter() - start
 
 
 def _loadmat(path: Path) -> np.ndarray:
@@ -123,15 +124,15 @@ def _per_segment(paths: list[Path], reps: int) -> dict[str, float]:
     }
     for _ in range(reps):
         for path in paths:
-            times["loadmat"].append(_timed(_loadmat, path))
-            times["decode"].append(_timed(read_segment, path))
+            times["loadmat"].append(timed(_loadmat, path))
+            times["decode"].append(timed(read_segment, path))
             segment = read_segment(path)
-            times["scipy"].append(_timed(_scipy_spectrogram, segment.data))
-            times["kernel"].append(_timed(segment_features, segment.channels_major, plan))
-            times["families"].append(_timed(segment_features, segment.channels_major, every))
-            times["winners"].append(_timed(segment_features, segment.channels_major, theirs))
-            times["fft floor"].append(_timed(_fft_floor, frames))
-    return {k: statistics.median(v) for k, v in times.items()}
+            times["scipy"].append(timed(_scipy_spectrogram, segment.data))
+            times["kernel"].append(timed(segment_features, segment.channels_major, plan))
+            times["families"].append(timed(segment_features, segment.channels_major, every))
+            times["winners"].append(timed(segment_features, segment.channels_major, theirs))
+            times["fft floor"].append(timed(_fft_floor, frames))
+    return medians(times)
 
 
 def _fft_floor(frames: np.ndarray) -> None:
@@ -160,9 +161,10 @@ def _whole_path(root: Path, paths: list[Path], reps: int, workers: int) -> dict[
             "make features": load_config(overrides=[*where, "features.families=power"]),
             "make features, default families": load_config(overrides=where),
         }
-        prepare(configs["make features"], progress=False)
+        options = pipeline.Options(workers=workers, progress=False)
+        pipeline.run(configs["make features"], ["data"], options)
         for config in configs.values():  # warm: page cache, numba cache
-            build_features(config, workers=workers, progress=False)
+            pipeline.run(config, ["features"], options)
         times = {"loadmat alone": [], **{name: [] for name in configs}}
         for _ in range(reps):
             start = time.perf_counter()
@@ -172,19 +174,19 @@ def _whole_path(root: Path, paths: list[Path], reps: int, workers: int) -> dict[
             for name, config in configs.items():
                 shutil.rmtree(f"{scratch}/cache")
                 start = time.perf_counter()
-                report = build_features(config, workers=workers, progress=False)
+                report = pipeline.run(config, ["features"], options)["features"]
                 times[name].append((time.perf_counter() - start) / len(paths))
                 assert report.ok and report.computed == len(paths)
-    return {k: statistics.median(v) for k, v in times.items()}
+    return medians(times)
 
 
 def _peak_rss_after(path: Path) -> int:
     """In a worker: peak RSS (bytes) after the stage's own work on one segment."""
-    from deepsync.features.stage import _compute, shapes_of
+    from deepsync.features.stage import compute_segment, shapes_of
 
     params = _winners()  # every family, the winners' too: the most memory
-    _compute((0, str(path), [], params, shapes_of(params, read_segment(path), 1)))
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    compute_segment((0, str(path), [], params, shapes_of(params, read_segment(path), 1)))
+    return own_peak_rss()
 
 
 def _worker_peak_rss(paths: list[Path], workers: int) -> int:

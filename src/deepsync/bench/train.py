@@ -27,7 +27,8 @@ from pathlib import Path
 
 import torch
 
-from deepsync.config import Config, load_config, numbers, words
+from deepsync.bench import harness
+from deepsync.config import CnnConfig, Config, load_config, numbers, words
 from deepsync.errors import DeepSyncError
 from deepsync.train.augment import AugmentLimits
 from deepsync.train.cnn import (
@@ -35,8 +36,8 @@ from deepsync.train.cnn import (
     ModelInput,
     Optimisation,
     Runtime,
-    _input_size,
     half_precision,
+    input_size,
     make_loader,
     train_sampler,
 )
@@ -106,8 +107,34 @@ class Figures:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+
+    def body() -> int:
+        try:
+            workers = list(numbers(args.workers, "--workers")) if args.workers else None
+        except DeepSyncError:
+            raise DeepSyncError(
+                f"--workers takes numbers, e.g. 0,4 (not {args.workers!r})"
+            ) from None
+        run_bench(
+            load_config(Path(args.profile), args.set),
+            device=args.device,
+            steps=args.steps,
+            warmup=args.warmup,
+            reps=args.reps,
+            batch_size=args.batch_size,
+            variants=list(words(args.variants)) if args.variants else None,
+            workers=workers,
+            timm_batch=args.timm_batch,
+        )
+        return 0
+
+    return harness.exit_code("bench-train", body)
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m deepsync.train.bench",
+        prog="python -m deepsync.bench.train",
         description=__doc__.splitlines()[0],
         epilog="Settings as for deepsync: --profile (default gpu-inception) then --set "
         "section.key=value.",
@@ -142,29 +169,55 @@ def main(argv: list[str] | None = None) -> int:
         help="batch for the comparison with timm's figures (default: timm's own, 192, on a "
         "GPU; on the CPU, and with 0, the bench's batch)",
     )
-    args = parser.parse_args(argv)
-    try:
-        workers = list(numbers(args.workers, "--workers")) if args.workers else None
-    except DeepSyncError:
-        print(f"bench-train: --workers takes numbers, e.g. 0,4 (not {args.workers!r})")
-        return 2
-    try:
-        config = load_config(Path(args.profile), args.set)
-        run_bench(
-            config,
-            device=args.device,
-            steps=args.steps,
-            warmup=args.warmup,
-            reps=args.reps,
-            batch_size=args.batch_size,
-            variants=list(words(args.variants)) if args.variants else None,
-            workers=workers,
-            timm_batch=args.timm_batch,
+    return parser
+
+
+@dataclass
+class _Plan:
+    """What one bench run measures, its defaults filled in for the device."""
+
+    device: torch.device
+    keys: list[str]  # the variants, in order
+    steps: int
+    warmup: int
+    reps: int
+    cfg: CnnConfig  # the profile's, at the bench's batch size and loader workers
+    workers: list[int]  # loader workers to measure
+    timm_batch: int | None
+
+    @property
+    def gpu(self) -> bool:
+        return self.device.type == "cuda"
+
+
+def _plan(config: Config, choice: str, steps, warmup, reps, batch_size, variants, workers, timm):
+    device = _device(choice)
+    gpu = device.type == "cuda"
+    unknown = [k for k in variants or [] if k not in VARIANTS]
+    if unknown:
+        raise DeepSyncError(f"unknown variant {unknown[0]!r}; choose from {', '.join(VARIANTS)}")
+    half = half_precision(device) if gpu else "bf16"
+    keys = variants or [
+        k for k, v in VARIANTS.items() if v.precision in ("fp32", half) and (gpu or not v.compile)
+    ]
+    steps = steps if steps is not None else (50 if gpu else 2)
+    warmup = warmup if warmup is not None else (10 if gpu else 1)
+    cfg = config.cnn
+    if batch_size is None:
+        batch_size = cfg.batch_size if gpu else min(8, cfg.batch_size)
+    if min(steps, batch_size, reps) < 1 or min(warmup, timm or 0, *workers or [0]) < 0:
+        raise DeepSyncError(
+            "--steps, --reps and --batch-size must be >= 1, "
+            "--warmup, --workers and --timm-batch >= 0"
         )
-    except DeepSyncError as error:
-        print(f"bench-train: {error}")
-        return 2
-    return 0
+    cores = len(os.sched_getaffinity(0))  # make_loader uses at most one worker per core
+    cfg = dataclasses.replace(
+        cfg, batch_size=batch_size, loader_workers=min(cfg.loader_workers, cores)
+    )
+    workers = sorted({min(w, cores) for w in (workers or [0, cfg.loader_workers])})
+    if not gpu and choice == "auto":
+        print("bench-train: no CUDA GPU here: a CPU smoke run (CPU figures, no compile)")
+    return _Plan(device, keys, steps, warmup, reps, cfg, workers, timm)
 
 
 def run_bench(
@@ -180,36 +233,10 @@ def run_bench(
     timm_batch: int | None = None,
 ) -> list[Figures]:
     """Measure and print; the model-alone figures of every variant, in order."""
-    choice, device = device, _device(device)
-    gpu = device.type == "cuda"
-    unknown = [k for k in variants or [] if k not in VARIANTS]
-    if unknown:
-        raise DeepSyncError(f"unknown variant {unknown[0]!r}; choose from {', '.join(VARIANTS)}")
-    half = half_precision(device) if gpu else "bf16"
-    keys = variants or [
-        k for k, v in VARIANTS.items() if v.precision in ("fp32", half) and (gpu or not v.compile)
-    ]
-    steps = steps if steps is not None else (50 if gpu else 2)
-    warmup = warmup if warmup is not None else (10 if gpu else 1)
-    cfg = config.cnn
-    batch_size = (
-        batch_size
-        if batch_size is not None
-        else (cfg.batch_size if gpu else min(8, cfg.batch_size))
-    )
-    if min(steps, batch_size, reps) < 1 or min(warmup, timm_batch or 0, *workers or [0]) < 0:
-        raise DeepSyncError(
-            "--steps, --reps and --batch-size must be >= 1, "
-            "--warmup, --workers and --timm-batch >= 0"
-        )
-    cfg = dataclasses.replace(cfg, batch_size=batch_size)
-    cores = len(os.sched_getaffinity(0))  # make_loader uses at most one worker per core
-    cfg = dataclasses.replace(cfg, loader_workers=min(cfg.loader_workers, cores))
-    workers = sorted({min(w, cores) for w in (workers or [0, cfg.loader_workers])})
-    if not gpu and choice == "auto":
-        print("bench-train: no CUDA GPU here: a CPU smoke run (CPU figures, no compile)")
+    plan = _plan(config, device, steps, warmup, reps, batch_size, variants, workers, timm_batch)
+    cfg, device, steps, warmup = plan.cfg, plan.device, plan.steps, plan.warmup
     train_set, normaliser = bench_dataset(config)
-    size = _input_size(cfg, *train_set.stacks.shape[2:]) or train_set.stacks.shape[2:]
+    size = input_size(cfg, *train_set.stacks.shape[2:]) or train_set.stacks.shape[2:]
     print(
         f"bench-train: {cfg.model}, {len(train_set)} training stacks of "
         f"{'x'.join(map(str, train_set.stacks.shape[1:]))} resized to {size[0]}x{size[1]}, "
@@ -220,9 +247,9 @@ def run_bench(
     )
     batches = _device_batches(train_set, cfg, device, count=min(8, warmup + steps))
     sweeps = []
-    for _ in range(reps):  # the variants alternate: drift hits them all alike
+    for _ in range(plan.reps):  # the variants alternate: drift hits them all alike
         sweeps.append([])
-        for key in keys:
+        for key in plan.keys:
             sweeps[-1].append(
                 measure_model(VARIANTS[key], cfg, size, normaliser, batches, warmup, steps, device)
             )
@@ -231,19 +258,55 @@ def run_bench(
     print("model alone (float16 batches already on the device; normalise, augment, step):")
     for f in figures:
         _say(f, figures[0])
-    print("loader alone (augmented stacks, the real DataLoader, no model):")
-    for count in workers:
-        rate, first = measure_loader(
-            train_set,
-            dataclasses.replace(cfg, loader_workers=count),
-            device,
-            batches=max(20, steps),
-        )
-        print(f"  {count} workers: {rate:8.1f} samples/s (first batch after {first:.2f} s)")
+    _say_loader(plan, train_set)
     best = max((f for f in figures if f.stable), key=lambda f: f.images_per_s, default=None)
     if best is None:
         raise DeepSyncError("no variant trained stably; see the lines above")
-    fed = measure_pipeline(best.variant, cfg, size, normaliser, train_set, warmup, steps, device)
+    _say_fed(best, plan, size, normaliser, train_set)
+    del batches  # the bench batch's stacks: room for timm's
+    _release(device)
+    _say_timm(figures, plan, size, normaliser, train_set)
+    print(
+        f"fastest stable: {best.variant.name} (cnn.precision={best.variant.precision}, "
+        f"cnn.channels_last={str(best.variant.channels_last).lower()}, "
+        f"cnn.compile={str(best.variant.compile).lower()})"
+    )
+    return figures
+
+
+def _say_timm(figures: list[Figures], plan: _Plan, size, normaliser, train_set) -> None:
+    """The half-precision variants against timm's published figures for the model."""
+    cfg = plan.cfg
+    published = TIMM_TRAIN.get(cfg.model.split(".")[0])
+    if published is None:
+        print(f"timm publishes no training figure for {cfg.model} in this table")
+        return
+    batch = plan.timm_batch
+    if batch is None:
+        batch = published["batch"] if plan.gpu else 0
+    compared, at = _at_timm_batch(
+        figures, batch, cfg, size, normaliser, train_set, plan.warmup, plan.steps, plan.device
+    )
+    _compare_with_timm(cfg.model, published, compared, at, (train_set.stacks.shape[1], *size))
+
+
+def _say_loader(plan: _Plan, train_set) -> None:
+    print("loader alone (augmented stacks, the real DataLoader, no model):")
+    for count in plan.workers:
+        rate, first = measure_loader(
+            train_set,
+            dataclasses.replace(plan.cfg, loader_workers=count),
+            plan.device,
+            batches=max(20, plan.steps),
+        )
+        print(f"  {count} workers: {rate:8.1f} samples/s (first batch after {first:.2f} s)")
+
+
+def _say_fed(best: Figures, plan: _Plan, size, normaliser, train_set) -> None:
+    cfg = plan.cfg
+    fed = measure_pipeline(
+        best.variant, cfg, size, normaliser, train_set, plan.warmup, plan.steps, plan.device
+    )
     print(
         f"with the loader ({cfg.loader_workers} workers, prefetch {cfg.loader_prefetch}): "
         f"{best.variant.name}: {fed['images_per_s']:.1f} images/s "
@@ -257,25 +320,6 @@ def run_bench(
             f"host-GPU synchronisations in one fed training step: {count}"
             + (f" (first: {first})" if first else "")
         )
-    published = TIMM_TRAIN.get(cfg.model.split(".")[0])
-    if published is None:
-        print(f"timm publishes no training figure for {cfg.model} in this table")
-    else:
-        if timm_batch is None:
-            timm_batch = published["batch"] if gpu else 0
-        del batches  # the bench batch's stacks: room for timm's
-        _release(device)
-        compared, at = _at_timm_batch(
-            figures, timm_batch, cfg, size, normaliser, train_set, warmup, steps, device
-        )
-        shape = (train_set.stacks.shape[1], *size)
-        _compare_with_timm(cfg.model, published, compared, at, shape)
-    print(
-        f"fastest stable: {best.variant.name} (cnn.precision={best.variant.precision}, "
-        f"cnn.channels_last={str(best.variant.channels_last).lower()}, "
-        f"cnn.compile={str(best.variant.compile).lower()})"
-    )
-    return figures
 
 
 def _device(choice: str) -> torch.device:
@@ -300,13 +344,8 @@ def bench_dataset(config: Config) -> tuple[StackDataset, Normaliser]:
 
     folder = cache_folder(config.features)
     if not (folder / "segments.csv").exists():
-        from deepsync.data import stage as data_stage
-        from deepsync.features import stage as features_stage
-
         print(f"bench-train: no feature cache at {folder}: building it (make data features)")
-        workers = os.cpu_count() or 1
-        print(data_stage.summary(data_stage.prepare(config, workers=workers)))
-        print(features_stage.summary(features_stage.build_features(config, workers=workers)))
+        harness.prepared(config)
     cache = FeatureCache.open(folder)
     train = training_segments(cache.segments)
     if train.empty:

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from deepsync.train import bench
-from deepsync.train.bench import VARIANTS, bench_dataset, run_bench
+from deepsync.bench import train as bench
+from deepsync.bench.train import VARIANTS, bench_dataset, run_bench
 from tests.conftest import tiny_config
 
 SMALL = ["cnn.model=test_resnet", "cnn.loader_workers=1", "cnn.loader_prefetch=1"]

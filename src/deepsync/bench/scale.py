@@ -20,7 +20,6 @@ import argparse
 import json
 import math
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -29,7 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
+from deepsync.bench import harness
 from deepsync.durable import read_json, write_text
+from deepsync.errors import DeepSyncError
 
 SIZES = (32, 16, 8, 4)  # denominators of the real size
 FULL_SEGMENTS = 8233  # the real training, labelled old-test and test files
@@ -99,78 +100,15 @@ def measure(record: Path, args: list[str]) -> int:
     cannot take back), sampled."""
     from deepsync.cli import main as cli
 
-    with MemorySampler(os.getpid()) as memory:
+    with harness.MemorySampler(os.getpid()) as memory:
         started = time.perf_counter()
         code = cli(args)
         seconds = time.perf_counter() - started
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # waited for
     if code == 0:
-        peak = max(own, children, memory.peak_rss)
+        peak = max(harness.own_peak_rss(), harness.waited_peak_rss(), memory.peak_rss)
         figures = {"seconds": seconds, "peak_rss": peak, "peak_anon": memory.peak_anon}
         write_text(record, json.dumps(figures))
     return code
-
-
-class MemorySampler:
-    """Every ``every`` seconds in a thread, over process ``pid`` and all its descendants
-    (a pool's workers are the forkserver's children, which ``RUSAGE_CHILDREN`` misses):
-    ``peak_anon``, the largest sum of their anonymous resident memory (``RssAnon``), and
-    ``peak_rss``, the largest resident peak (``VmHWM``) of any one of them (bytes).
-    Linux only (``/proc``); elsewhere both stay 0."""
-
-    def __init__(self, pid: int, every: float = 0.2):
-        import threading
-
-        self.pid, self.every = pid, every
-        self.peak_anon = self.peak_rss = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> MemorySampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while True:
-            status = [_status(p) for p in _descendants(self.pid)]
-            self.peak_anon = max(self.peak_anon, sum(s.get("RssAnon", 0) for s in status))
-            self.peak_rss = max([self.peak_rss, *(s.get("VmHWM", 0) for s in status)])
-            if self._stop.wait(self.every):
-                return
-
-
-def _descendants(pid: int) -> list[int]:
-    """``pid`` and every process below it (from ``/proc/*/stat``)."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").glob("[0-9]*"):
-        try:
-            text = (entry / "stat").read_text()
-        except OSError:  # gone meanwhile
-            continue
-        parents[int(entry.name)] = int(text.rsplit(")", 1)[1].split()[1])
-    out, frontier = [pid], [pid]
-    while frontier:
-        frontier = [c for c, parent in parents.items() if parent in frontier]
-        out += frontier
-    return out
-
-
-def _status(pid: int) -> dict[str, int]:
-    """The memory lines of ``/proc/<pid>/status`` in bytes (empty when it is gone)."""
-    out = {}
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key in ("RssAnon", "VmHWM"):
-                out[key] = int(value.split()[0]) * 1024
-    except OSError:
-        pass
-    return out
 
 
 def run_size(
@@ -192,8 +130,8 @@ def run_size(
     chosen = {"scenario": scenario, "workers": workers, "settings": extra}
     made = folder / SETTINGS
     if made.exists() and read_json(made) != chosen:
-        raise SystemExit(
-            f"bench-scale: {folder} was measured with other settings ({read_json(made)}); "
+        raise DeepSyncError(
+            f"{folder} was measured with other settings ({read_json(made)}); "
             "give another --root, or `make clean-scale` to start again"
         )
     write_text(made, json.dumps(chosen))
@@ -216,12 +154,11 @@ def run_size(
             command += ["--out", str(folder / "reports")]
         figures = folder / ".stage.json"
         figures.unlink(missing_ok=True)
-        code = subprocess.call(
-            [sys.executable, "-m", "deepsync.scale", "--measure", str(figures), "--", *command]
-        )
+        itself = [sys.executable, "-m", "deepsync.bench.scale", "--measure", str(figures)]
+        code = subprocess.call([*itself, "--", *command])
         if code != 0:
-            raise SystemExit(
-                f"bench-scale: {stage.name} at 1/{denominator} failed (exit {code}); "
+            raise DeepSyncError(
+                f"{stage.name} at 1/{denominator} failed (exit {code}); "
                 "fix it and rerun: measured stages are kept"
             )
         records[stage.name] = {**read_json(figures), "segments": _segments(folder)}
@@ -479,8 +416,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--measure"]:  # a stage's own process
         return measure(Path(argv[1]), argv[3:])
+    args = _parser().parse_args(argv)
+    return harness.exit_code("bench-scale", lambda: _run(args))
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m deepsync.scale", description=__doc__.splitlines()[0]
+        prog="python -m deepsync.bench.scale", description=__doc__.splitlines()[0]
     )
     parser.add_argument(
         "--sizes",
@@ -522,47 +464,34 @@ def main(argv: list[str] | None = None) -> int:
         metavar="KEY=VALUE",
         help="one more setting for every stage (e.g. cnn.epochs=5)",
     )
-    args = parser.parse_args(argv)
-    from deepsync.config import load_config, numbers, words
-    from deepsync.errors import DeepSyncError
+    return parser
 
-    try:
-        sizes = list(numbers(args.sizes, "--sizes", int, "32,16"))
-        if min(sizes) < 1:
-            raise ValueError(f"--sizes {args.sizes}: each a denominator of at least 1")
-        models = list(words(args.models or load_config(PROFILE).train.models))
-    except (ValueError, DeepSyncError) as error:
-        print(f"bench-scale: {error}", file=sys.stderr)
-        return 2
+
+def _run(args: argparse.Namespace) -> int:
+    from deepsync.config import load_config, numbers, words
+
+    sizes = list(numbers(args.sizes, "--sizes", int, "32,16"))
+    if min(sizes) < 1:
+        raise DeepSyncError(f"--sizes {args.sizes}: each a denominator of at least 1")
+    models = list(words(args.models or load_config(PROFILE).train.models))
     results = {}
-    try:
-        for denominator in sizes:
-            results[denominator] = run_size(
-                args.root,
-                denominator,
-                models,
-                args.scenario,
-                args.workers,
-                args.extra,
-                only=_names(args.stages),
-                again=_names(args.again),
-            )
-    except KeyboardInterrupt:
-        print("\nbench-scale: interrupted; rerun to resume (measured stages are kept)")
-        return 130
+    for denominator in sizes:
+        results[denominator] = run_size(
+            args.root,
+            denominator,
+            models,
+            args.scenario,
+            args.workers,
+            args.extra,
+            only=words(args.stages),
+            again=words(args.again),
+        )
     text = render(results)
-    if results:
-        largest = args.root / f"1-{min(results)}"
-        text += "\n\n" + "\n".join(kernel_lines(largest, args.kernel_rate))
+    largest = args.root / f"1-{min(results)}"
+    text += "\n\n" + "\n".join(kernel_lines(largest, args.kernel_rate))
     write_text(args.root / "table.md", text + "\n")
     print(f"\nbench-scale on {os.cpu_count()} cores ({args.root / 'table.md'}):\n{text}")
     return 0
-
-
-def _names(text: str) -> tuple[str, ...]:
-    from deepsync.config import words
-
-    return words(text)
 
 
 if __name__ == "__main__":
