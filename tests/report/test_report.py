@@ -3,6 +3,7 @@
 import base64
 import dataclasses
 import re
+from pathlib import Path
 
 import pytest
 
@@ -63,3 +64,22 @@ def test_a_run_that_does_not_exist_is_a_one_line_error(trained_run, tmp_path):
         build_report(other, tmp_path)
     every = build_report(other, tmp_path, every_run=True)  # --all: every run there is
     assert every == tmp_path / "index.html" and 'id="run-submitting"' in every.read_text()
+
+
+def test_a_damaged_run_is_said_on_the_page_of_every_run_not_fatal(trained_run, tmp_path):
+    import shutil
+
+    config, _ = trained_run
+    root = tmp_path / "runs"
+    source = Path(config.train.runs_root) / config.train.run
+    shutil.copytree(source, root / config.train.run, symlinks=True)
+    (root / "damaged").mkdir()
+    (root / "damaged" / "config.json").write_text("{not json")
+    moved = dataclasses.replace(config, train=dataclasses.replace(config.train, runs_root=root))
+    text = build_report(moved, tmp_path / "out", every_run=True).read_text()
+    assert 'id="run-damaged"' in text and "this run cannot be read" in text
+    assert f'id="run-{config.train.run}"' in text  # the rest is there
+    assert (tmp_path / "out" / f"{config.train.run}_roc.png").exists()
+    alone = dataclasses.replace(moved, train=dataclasses.replace(moved.train, run="damaged"))
+    with pytest.raises(DeepSyncError, match="damaged"):  # asked for alone: the error
+        build_report(alone, tmp_path / "alone")

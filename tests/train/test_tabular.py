@@ -1,6 +1,7 @@
 """Window models: names in train.models, each estimator on feature families, on the run's folds."""
 
 import json
+import sys
 import warnings
 
 import numpy as np
@@ -163,3 +164,20 @@ def test_window_rows_read_a_block_of_segments_at_a_time_give_the_dense_rows(
     values, owner = tabular.window_rows(cache, rows, families)
     assert np.array_equal(owner, np.nonzero(kept)[0])
     assert values.dtype == np.float32 and np.array_equal(values, dense, equal_nan=True)
+
+
+def test_the_gbm_grows_the_same_trees_with_lightgbm_or_scikit_learn(monkeypatch):
+    from deepsync.config import Config
+    from deepsync.train import tabular
+
+    cfg = Config().baseline
+    lgbm = tabular._gbm(cfg, 7, 100).get_params()
+    monkeypatch.setitem(sys.modules, "lightgbm", None)  # as where it is not installed
+    sk = tabular._gbm(cfg, 7, 100)
+    assert type(sk).__name__ == "HistGradientBoostingClassifier"
+    sk = sk.get_params()
+    for ours, (sk_name, lgbm_name) in tabular.GBM_WORDS.items():
+        assert sk[sk_name] == lgbm[lgbm_name], ours
+    assert (sk["max_iter"], sk["learning_rate"]) == (cfg.iterations, cfg.learning_rate)
+    assert sk["class_weight"] == lgbm["class_weight"] == "balanced"
+    assert sk["random_state"] == lgbm["random_state"] == 7

@@ -81,7 +81,12 @@ def build_report(config: Config, out: Path = Path("reports"), *, every_run: bool
     _data_section(page, cache)
     _stacks_section(page, cache, config)
     for run in runs:
-        _run_section(page, run)
+        try:
+            _run_section(page, run)
+        except DeepSyncError as error:  # --all: one damaged run does not hide the rest
+            if not every_run:
+                raise
+            page.note(f"this run cannot be read: {error}")
     _ledger_section(page, Path(config.submit.folder))
     title = "DeepSync report: " + (", ".join(r.name for r in runs) or "no runs yet")
     return write_page(page, title, "made by `make report`")
