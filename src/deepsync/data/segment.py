@@ -26,7 +26,6 @@ from deepsync.errors import DeepSyncError
 
 CHANNELS = 16
 SAMPLING_RATE = 400  # Hz
-SEGMENT_SECONDS = 600
 MAT_HEADER_BYTES = 128  # MAT v5: text, subsystem offset, version, endian mark
 MI_COMPRESSED = 15  # MAT v5 element type of a zlib-compressed element
 # The 2014 American Epilepsy Society prediction challenge's one struct per file

@@ -55,10 +55,6 @@ def windows_of(x: np.ndarray, rate: float, seconds: float) -> np.ndarray:
     return x[:, : count * length].reshape(x.shape[0], count, length).transpose(1, 0, 2)
 
 
-def window_count(samples: int, rate: float, name: str) -> int:
-    return samples // int(SECONDS[name] * rate)
-
-
 def relative_log_power(x: np.ndarray, rate: float) -> np.ndarray:
     """(W, C x 6): log of each band's share of the six band means of Welch's PSD.
 

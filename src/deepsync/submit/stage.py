@@ -34,7 +34,6 @@ from deepsync.submit import calibration, kaggle_api, ledger, references, scoring
 from deepsync.submit.blend import fitted_blend, rank_average
 from deepsync.train.metrics import auc
 
-LEADERBOARD_FILE = "leaderboard.csv"
 MISSING_SHOWN = 3
 
 

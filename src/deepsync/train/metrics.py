@@ -16,8 +16,6 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-OOF_COLUMNS = ["segment", "patient", "label", "fold", "score"]
-
 
 def auc(labels, scores) -> float:
     """ROC AUC; NaN when only one class is present (never a silent 0 or 0.5)."""
