@@ -34,15 +34,20 @@ def test_stages_run_in_pipeline_order_and_each_summary_is_said(ran):
     assert all(options.workers >= 1 for _, options in calls)  # 0: one per core
 
 
-def test_a_stage_that_leaves_work_undone_stops_the_pipeline_with_exit_1(ran):
+def test_a_stage_that_leaves_work_undone_stops_the_pipeline_when_asked(ran):
     calls, fake, runner = ran
     fake["features"] = runner("features", "3 segments could not be read")
     said = []
+    strict = pipeline.Options(stop_on_failure=True)  # the CLI's `deepsync features`
     with pytest.raises(pipeline.StageFailed, match="3 segments") as failed:
-        pipeline.run(Config(), pipeline.STAGES, say=said.append)
-    assert failed.value.exit_code == 1 and DeepSyncError().exit_code == 2
+        pipeline.run(Config(), pipeline.STAGES, strict, say=said.append)
+    assert isinstance(failed.value, DeepSyncError)
     assert [name for name, _ in calls] == ["data", "features"]  # train never ran
     assert said[-1] == "features: done"  # its summary first, then the error
+    calls.clear()
+    # the study, a kernel: the summary says it, and training goes on without those rows
+    reports = pipeline.run(Config(), pipeline.STAGES)
+    assert [name for name, _ in calls] == list(pipeline.STAGES) and len(reports) == 4
 
 
 def test_an_unknown_stage_is_refused_before_any_runs(ran):

@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"deepsync {__version__}")
     _add_common_options(parser, top_level=True)
     stages = parser.add_subparsers(dest="stage", metavar="STAGE", required=True)
-    for stage in STAGES:
+    for stage in _STAGES:
         sub = stages.add_parser(stage.name, help=stage.help, description=stage.description)
         for flags, settings in stage.options:
             sub.add_argument(*flags, **settings)
@@ -112,7 +112,12 @@ def _run_data(config: Config, args: argparse.Namespace) -> int:
 
 
 def _run_features(config: Config, args: argparse.Namespace) -> int:
-    pipeline.run(config, ["features"], _options(args), say=print)
+    options = dataclasses.replace(_options(args), stop_on_failure=True)
+    try:
+        pipeline.run(config, ["features"], options, say=print)
+    except pipeline.StageFailed as failed:  # the summary above lists them
+        print(f"deepsync features: error: {failed}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -357,7 +362,7 @@ KERNEL_OPTIONS = {
 }
 FILE = _option("file", type=Path, help="the submission CSV")
 
-STAGES = (
+_STAGES = (
     _Stage(
         "data",
         _run_data,
@@ -559,7 +564,7 @@ def main(argv: list[str] | None = None) -> int:
     except DeepSyncError as error:
         if args.debug:
             raise
-        return _say(args, str(error), error.exit_code)
+        return _say(args, str(error), 2)
     except KeyboardInterrupt:
         after = getattr(args, "after_interrupt", "rerun to resume")
         print(f"\ndeepsync {args.stage}: interrupted; {after}", file=sys.stderr)

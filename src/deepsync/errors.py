@@ -12,11 +12,9 @@ WRITING = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)  # errors of the side that w
 class DeepSyncError(Exception):
     """A user-facing problem (bad data, missing credentials, bad config).
 
-    The CLI prints ``str(error)`` as a single line and exits with ``exit_code``; the
-    message must say what went wrong and what to do about it.
+    The CLI prints ``str(error)`` as a single line and exits non-zero; the message
+    must say what went wrong and what to do about it.
     """
-
-    exit_code = 2
 
 
 def os_error_line(error: OSError, places: dict[str, Path] | None = None) -> str:

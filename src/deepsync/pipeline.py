@@ -1,8 +1,9 @@
 """The pipeline runner: data -> features -> train -> submit for one configuration.
 
 The one place the stages are wired together. The CLI's stage commands, the study, the
-Kaggle kernels' entry and the benchmarks call `run` with the stages they want; each
-stage skips what is already done (resumable), so asking for one twice costs little.
+Kaggle kernels' entry and the benchmarks call `run` with the stages they want. Data,
+features and the CNN's folds skip what is already done (resumable); window models are
+refit (seconds) and each submit writes a new file and ledger line.
 """
 
 from __future__ import annotations
@@ -19,9 +20,7 @@ STAGES = ("data", "features", "train", "submit")
 
 
 class StageFailed(DeepSyncError):
-    """A stage ran to its end but left work undone (unreadable segments): exit 1."""
-
-    exit_code = 1
+    """A stage ran to its end but left work undone (unreadable segments)."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +32,9 @@ class Options:
     reuse: Sequence[Path] = ()  # train: sibling run folders whose models may be linked
     sample_path: Path | None = None  # submit: the sample submission (default: the data's)
     labels_path: Path | None = None  # submit: the test labels (default: the data's)
+    # a stage that leaves work undone (features: unreadable segments, left out of the
+    # cache) stops the run (`StageFailed`); else what follows runs without that work
+    stop_on_failure: bool = False
 
 
 def run(
@@ -45,9 +47,9 @@ def run(
     """Run ``stages`` (names of `STAGES`, in pipeline order) for ``config``.
 
     ``say`` receives each stage's summary as it ends (the CLI prints it, a kernel flushes
-    it to its log, the study keeps quiet). A stage that leaves work undone raises
-    `StageFailed` after its summary; nothing after it runs. Returns each stage's report
-    by name.
+    it to its log, the study keeps quiet). With ``options.stop_on_failure``, a stage that
+    leaves work undone raises `StageFailed` after its summary and nothing after it runs.
+    Returns each stage's report by name.
     """
     wanted = list(stages)
     unknown = [s for s in wanted if s not in STAGES]
@@ -61,7 +63,7 @@ def run(
         reports[stage] = report
         if say is not None:
             say(text)
-        if failure:
+        if failure and options.stop_on_failure:
             raise StageFailed(failure)
     return reports
 

@@ -67,8 +67,8 @@ def claim(folder: Path, config: Config) -> None:
             changed = [
                 f"{s}.{k}"
                 for s in SETTINGS
-                for k in settings[s]
-                if (saved or {}).get(s, {}).get(k) != settings[s][k]
+                for k in [*settings[s], *(k for k in saved.get(s, {}) if k not in settings[s])]
+                if saved.get(s, {}).get(k) != settings[s].get(k)
             ]
             raise DeepSyncError(
                 f"{folder} was trained with other settings ({', '.join(changed[:4])}); "
@@ -132,7 +132,7 @@ def record_model(folder: Path, model: ModelSpec) -> None:
     """Add ``model`` to config.json's ``models`` (kept in the order first trained)."""
     path = folder / "config.json"
     described = read_json(path)
-    known = described["models"]
+    known = _models(described, path)
     if model.name not in known:
         known.append(model.name)
         write_text(path, json.dumps(described, indent=1))
@@ -141,8 +141,9 @@ def record_model(folder: Path, model: ModelSpec) -> None:
 def trained_models(run: Path) -> dict[str, Path]:
     """The models a run holds (name -> folder), as trained: oof.csv and test.csv there."""
     run = Path(run)
+    path = run / "config.json"
     try:
-        names = read_json(run / "config.json")["models"]
+        names = _models(read_json(path), path)
     except FileNotFoundError:  # a run not started
         return {}
     folders = {name: run / name.replace(":", "-") for name in names}
@@ -151,6 +152,17 @@ def trained_models(run: Path) -> dict[str, Path]:
         for name, path in folders.items()
         if (path / "oof.csv").exists() and (path / "test.csv").exists()
     }
+
+
+def _models(described, path: Path) -> list[str]:
+    """config.json's ``models``; a one-line error where it has none."""
+    models = described.get("models") if isinstance(described, dict) else None
+    if not isinstance(models, list):
+        raise DeepSyncError(
+            f"{path} lists no trained models (damaged, or made by an older kit): delete "
+            "the run folder, or train under another train.run"
+        )
+    return models
 
 
 def git_revision() -> str:

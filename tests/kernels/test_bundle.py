@@ -86,6 +86,8 @@ def test_the_script_carries_the_package_and_the_settings(three):
     assert "deepsync/profiles/gpu.toml" in files
     assert "deepsync/data/reference/sample_submission.csv" in files
     assert not any("__pycache__" in name or name.endswith(".tsv") for name in files)
+    assert "deepsync/pipeline.py" in files  # what entry.py runs
+    assert not any(name.startswith("deepsync/bench/") for name in files)  # never run there
     settings = json.loads(
         re.search(r"SETTINGS = json.loads\(\n    (.*)\n\)", script).group(1)[1:-1]
     )

@@ -211,7 +211,9 @@ def test_a_run_folder_with_other_settings_is_refused(trained):
         train(changed, progress=False)
 
 
-def test_a_model_trained_with_the_same_settings_in_another_run_is_linked(trained, monkeypatch):
+def test_a_model_trained_with_the_same_settings_in_another_run_is_linked(
+    trained, monkeypatch, tmp_path
+):
     config, cache, report = trained
     base = config.train.runs_root.parent
     from deepsync.train import cnn, tabular
@@ -236,10 +238,13 @@ def test_a_model_trained_with_the_same_settings_in_another_run_is_linked(trained
     (other.train.runs_root / "other" / "folds.csv").write_bytes(
         (report.folder / "folds.csv").read_bytes()
     )
-    damaged = base / "runs" / "damaged"  # a sibling that cannot be read is passed over
+    damaged = tmp_path / "damaged"  # siblings that cannot be read are passed over
     (damaged / "baseline").mkdir(parents=True)
     (damaged / "config.json").write_text("{not json")
-    again = train(other, progress=False, reuse=[damaged, report.folder])
+    older = tmp_path / "older"  # config.json without the list of models
+    (older / "baseline").mkdir(parents=True)
+    (older / "config.json").write_text(json.dumps({"settings": {}}))
+    again = train(other, progress=False, reuse=[damaged, older, report.folder])
     assert set(calls) == {"cnn", "logistic:stats"}  # baseline linked, the rest trained
     held = again.folder / "baseline"
     for name in ("oof.csv", "test.csv", "metrics.json"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import resource
 import statistics
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -48,15 +49,16 @@ def prepared(config: Config, *, workers: int = 0, progress: bool = True, say=pri
     pipeline.run(config, ["data", "features"], options, say=say)
 
 
-def exit_code(name: str, body: Callable[[], int]) -> int:
-    """Run a benchmark's body: a `DeepSyncError` is one line (exit 2), Ctrl-C exit 130."""
+def exit_code(name: str, body: Callable[[], int], *, after: str = "rerun it") -> int:
+    """Run a benchmark's body: a `DeepSyncError` is one line on stderr (exit 2), Ctrl-C
+    exits 130 with ``after`` (what a rerun does)."""
     try:
         return body()
     except DeepSyncError as error:
-        print(f"{name}: {error}")
+        print(f"{name}: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"\n{name}: interrupted; rerun to resume (measured stages are kept)")
+        print(f"\n{name}: interrupted; {after}", file=sys.stderr)
         return 130
 
 

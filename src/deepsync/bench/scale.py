@@ -417,7 +417,8 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["--measure"]:  # a stage's own process
         return measure(Path(argv[1]), argv[3:])
     args = _parser().parse_args(argv)
-    return harness.exit_code("bench-scale", lambda: _run(args))
+    after = "rerun to resume (measured stages are kept)"
+    return harness.exit_code("bench-scale", lambda: _run(args), after=after)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -471,7 +472,7 @@ def _run(args: argparse.Namespace) -> int:
     from deepsync.config import load_config, numbers, words
 
     sizes = list(numbers(args.sizes, "--sizes", int, "32,16"))
-    if min(sizes) < 1:
+    if not sizes or min(sizes) < 1:
         raise DeepSyncError(f"--sizes {args.sizes}: each a denominator of at least 1")
     models = list(words(args.models or load_config(PROFILE).train.models))
     results = {}

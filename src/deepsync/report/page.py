@@ -83,7 +83,7 @@ def build_report(config: Config, out: Path = Path("reports"), *, every_run: bool
     for run in runs:
         try:
             _run_section(page, run)
-        except DeepSyncError as error:  # --all: one damaged run does not hide the rest
+        except (DeepSyncError, OSError) as error:  # --all: a damaged run hides no other
             if not every_run:
                 raise
             page.note(f"this run cannot be read: {error}")

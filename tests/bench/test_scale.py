@@ -118,8 +118,10 @@ def test_bench_scale_runs_every_stage_at_two_sizes_and_resumes(tmp_path, capsys)
     assert written == scale.cache_bytes(config.features, large, seconds=20)
     other = [*args, "--scenario", "spikes"]  # a size measured with other settings
     assert scale.main(other) == 2
-    assert "measured with other settings" in capsys.readouterr().out
+    assert "measured with other settings" in capsys.readouterr().err
     assert scale.main([*args[:1], "0,8", *args[2:]]) == 2  # sizes are denominators >= 1
+    assert scale.main([*args[:1], "", *args[2:]]) == 2
+    assert capsys.readouterr().err.count("bench-scale: --sizes") == 2
 
 
 def test_the_kernel_projection_follows_the_measured_cnn_speed(tmp_path):

@@ -144,10 +144,10 @@ def test_the_bench_builds_a_missing_cache_first(tiny_set, tmp_path, capsys):
 
 def test_bad_arguments_are_one_line_errors(capsys):
     assert bench.main(["--variants", "fp32,fp64"]) == 2
-    out = capsys.readouterr().out.strip()
-    assert out.startswith("bench-train: unknown variant 'fp64'") and "\n" not in out
-    assert all(key in out for key in VARIANTS)
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("bench-train: unknown variant 'fp64'") and "\n" not in err
+    assert all(key in err for key in VARIANTS)
     assert bench.main(["--workers", "two"]) == 2
-    assert "--workers takes numbers" in capsys.readouterr().out
+    assert "--workers takes numbers" in capsys.readouterr().err
     assert bench.main(["--timm-batch", "-1"]) == 2
-    assert "--timm-batch >= 0" in capsys.readouterr().out
+    assert "--timm-batch >= 0" in capsys.readouterr().err
