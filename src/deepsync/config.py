@@ -392,8 +392,12 @@ class ModelSpec:
 
     @property
     def folder(self) -> str:
-        """Its folder in a run: the name with ':' as '-' (gbm-power+corr)."""
-        return self.name.replace(":", "-")
+        return model_folder(self.name)
+
+
+def model_folder(name: str) -> str:
+    """A model's folder in a run: its name with ':' as '-' (gbm-power+corr)."""
+    return name.replace(":", "-")
 
 
 def parse_families(text: str, key: str = "features.families") -> tuple[str, ...]:

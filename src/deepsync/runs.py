@@ -30,7 +30,7 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from deepsync.config import Config, ModelSpec
+from deepsync.config import Config, ModelSpec, model_folder
 from deepsync.durable import link_folder, read_json, write_text
 from deepsync.errors import DeepSyncError
 
@@ -146,7 +146,7 @@ def trained_models(run: Path) -> dict[str, Path]:
         names = _models(read_json(path), path)
     except FileNotFoundError:  # a run not started
         return {}
-    folders = {name: run / name.replace(":", "-") for name in names}
+    folders = {name: run / model_folder(name) for name in names}
     return {
         name: path
         for name, path in folders.items()

@@ -148,6 +148,6 @@ def test_bad_arguments_are_one_line_errors(capsys):
     assert err.startswith("bench-train: unknown variant 'fp64'") and "\n" not in err
     assert all(key in err for key in VARIANTS)
     assert bench.main(["--workers", "two"]) == 2
-    assert "--workers takes numbers" in capsys.readouterr().err
+    assert "--workers 'two': give numbers like 0,4" in capsys.readouterr().err
     assert bench.main(["--timm-batch", "-1"]) == 2
     assert "--timm-batch >= 0" in capsys.readouterr().err

@@ -110,12 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
 
     def body() -> int:
-        try:
-            workers = list(numbers(args.workers, "--workers")) if args.workers else None
-        except DeepSyncError:
-            raise DeepSyncError(
-                f"--workers takes numbers, e.g. 0,4 (not {args.workers!r})"
-            ) from None
+        workers = list(numbers(args.workers, "--workers", int, "0,4")) if args.workers else None
         run_bench(
             load_config(Path(args.profile), args.set),
             device=args.device,

@@ -465,7 +465,6 @@ class _Fold:
     normaliser: Normaliser
     groups: GroupNormaliser | None
     width: int | None  # level=window: crop width; else whole stacks
-    limits: augment.AugmentLimits | None
     order: EpochSampler
     bn_order: EpochSampler
     train_loader: DataLoader
@@ -578,7 +577,7 @@ def _set_up(stacks: np.ndarray, data: FoldData, cfg: CnnConfig, seed: int) -> _F
     runner = torch.compile(model) if cfg.compile else model  # trains; eval runs eager
     inputs = ModelInput(rt, normaliser)
     return _Fold(
-        rt, model, runner, inputs, normaliser, groups, width, limits, order, bn_order,
+        rt, model, runner, inputs, normaliser, groups, width, order, bn_order,
         train_loader, bn_loader, valid_loader, steps, opt,
     )  # fmt: skip
 
@@ -594,7 +593,7 @@ def _one_epoch(fold: _Fold, cfg: CnnConfig, seed: int, epoch: int, bar) -> tuple
     fold.runner.train()
     clock, loss_sum, images = LoaderClock(), torch.zeros((), device=fold.rt.device), 0
     for step, (x, y, params) in enumerate(clock(fold.train_loader), 1):
-        x = fold.inputs(x, params if fold.limits is not None else None)
+        x = fold.inputs(x, params if cfg.augment else None)
         y = y.to(fold.rt.device, non_blocking=True)
         if cfg.mixup:
             x, y = mixup(x, y, cfg.mixup)
@@ -603,7 +602,7 @@ def _one_epoch(fold: _Fold, cfg: CnnConfig, seed: int, epoch: int, bar) -> tuple
         bar.update()
         if step % POSTFIX_STEPS == 0:
             bar.set_postfix(loss=f"{loss_sum.item() / step:.3f}")
-    train_loss = loss_sum.item() / max(1, len(fold.train_loader))  # waits for the GPU
+    train_loss = loss_sum.item() / fold.steps  # waits for the GPU
     return train_loss, images, time.perf_counter() - started, clock.seconds
 
 

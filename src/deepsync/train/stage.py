@@ -18,7 +18,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from deepsync import runs
-from deepsync.config import Config, ModelSpec, parse_models
+from deepsync.config import Config, ModelSpec, model_folder, parse_models
 from deepsync.durable import (
     FolderLock,
     read_csv,
@@ -312,6 +312,6 @@ def summary(report: TrainReport) -> str:
     for message in report.warned[:5]:
         lines.append(f"  warning: {message}")
     for name in report.metrics:
-        where = report.folder / name.replace(":", "-")
+        where = report.folder / model_folder(name)
         lines.append(f"  {name}: {where / 'oof.csv'}, metrics.json, test.csv")
     return "\n".join(lines)

@@ -46,8 +46,7 @@ class Recipe:
     """One of the winners' models: what it reads, how it is made, how it combines."""
 
     name: str
-    source: str  # the file of their repository it follows
-    families: tuple[str, ...]
+    source: str  # the file of their repository it follows (what it reads: RECIPE_FAMILIES)
     combine: str  # window scores to a segment's: max (Alex, Gilberto, Andriy) | mean (Feng)
     # drop: windows left out (their ignore_na) | zero: set to 0 (Feng's KNN, GLM) | missing:
     # NaN, XGBoost's missing value (Feng's XGB took -inf, which XGBoost now refuses)
@@ -63,8 +62,9 @@ def recipe(name: str, source: str, combine: str, non_finite: str):
     (one of `deepsync.names.RECIPE_FAMILIES`, which says what it reads)."""
 
     def add(make):
-        families = RECIPE_FAMILIES[name]
-        RECIPES[name] = Recipe(name, source, families, combine, non_finite, make)
+        if name not in RECIPE_FAMILIES:
+            raise ValueError(f"recipe {name!r}: add what it reads to names.RECIPE_FAMILIES")
+        RECIPES[name] = Recipe(name, source, combine, non_finite, make)
         return make
 
     return add
